@@ -1,0 +1,58 @@
+//! Every size and count limit the core enforces, in one place.
+//!
+//! The core never allocates in proportion to the input except through these limits, so the memory an
+//! inspection needs is bounded by their sum plus the decoder window of the stream being read
+//! (see [`MAX_DECODER_WINDOW`]).
+
+/// Bytes of one `metadata.yaml` entry that are kept. LXD 5.0.2 (Debian build), LXD ≥ 5.21.5 and
+/// Incus ≥ 7 cap the YAML at 1 MiB; older versions read it whole. 4 MiB is kept so the uncapped
+/// targets can still be judged on an oversized file; beyond that those targets get an lxdimg error.
+pub const METADATA_YAML_KEEP: usize = 4 << 20;
+
+/// The 1 MiB `metadata.yaml` cap of the LXD/Incus versions that have one (1,048,576 bytes is fine,
+/// one byte more fails).
+pub const LXD_METADATA_YAML_CAP: usize = 1 << 20;
+
+/// `metadata.yaml` entries kept before the point where LXD stops reading (LXD decodes each one on
+/// top of the previous one). Further ones only produce a finding.
+pub const METADATA_ENTRIES_MAX: usize = 16;
+
+/// Bytes of one `templates/*` file that are kept for display.
+pub const TEMPLATE_KEEP: usize = 64 << 10;
+
+/// Total bytes of template files kept for display, over all templates.
+pub const TEMPLATES_KEEP_TOTAL: usize = 4 << 20;
+
+/// Template files listed (present or not) in the report.
+pub const TEMPLATE_FILES_MAX: usize = 4096;
+
+/// Bytes kept of `rootfs/etc/os-release` and of its usual symlink target.
+pub const OS_RELEASE_KEEP: usize = 64 << 10;
+
+/// Longest entry name (GNU long name or PAX `path`) or link target, in bytes. GNU tar itself has no
+/// limit; Linux paths cannot exceed 4096 bytes, so anything longer is reported as malformed.
+pub const NAME_MAX: usize = 64 << 10;
+
+/// Largest PAX extended header record block that is parsed.
+pub const PAX_HEADER_MAX: usize = 1 << 20;
+
+/// Entries walked in one tarball before the walk gives up (the fingerprint is still computed).
+pub const ENTRIES_MAX: u64 = 50_000_000;
+
+/// Largest decoder window (xz/lzma dictionary, zstd window) accepted. xz -9 uses 64 MiB and
+/// zstd --long=31 2 GiB; an image declaring more than this is reported instead of decoded.
+pub const MAX_DECODER_WINDOW: u64 = 512 << 20;
+
+/// Longest gzip member header (with FNAME/FCOMMENT/FEXTRA) that is parsed.
+pub const GZIP_HEADER_MAX: usize = 1 << 20;
+
+/// Size of the decoder output buffer handed to the tar walk.
+pub const DECODE_CHUNK: usize = 128 << 10;
+
+/// Compressed input is fed to the decoders in pieces that never cross a multiple of this many
+/// bytes; `verdict_offset` is reported at this granularity, which keeps it independent of how the
+/// caller chunks its pushes.
+pub const VERDICT_GRANULE: u64 = 64 << 10;
+
+/// Bytes of a split rootfs (or unified `rootfs.img`) kept to read squashfs/qcow2 headers.
+pub const ROOTFS_HEADER_KEEP: usize = 512;

@@ -1,0 +1,383 @@
+//! `lxdimg`: the inspection core on the command line.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use clap::{Parser, Subcommand};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use lxdimg::{Fingerprinter, ImageType, Inspector, Options, Report, Severity};
+    use std::fs::File;
+    use std::io::{self, IsTerminal, Read, Write};
+    use std::path::{Path, PathBuf};
+
+    /// Fingerprint, validate and explain LXD/Incus image files.
+    #[derive(Parser)]
+    #[command(version, about)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Read an image (unified, or metadata + rootfs) and report what LXD would say about it.
+        ///
+        /// Exit status: 0 if LXD 5.0 accepts the image, 1 if it rejects it, 2 on usage or I/O errors.
+        Inspect {
+            /// Print the report as JSON.
+            #[arg(long)]
+            json: bool,
+            /// Stop reading once LXD's verdict is known, as LXD's import does (no fingerprint).
+            #[arg(long)]
+            quick: bool,
+            /// Also exit 1 when there are error findings, even if LXD accepts the image.
+            #[arg(long)]
+            strict: bool,
+            /// For a split image, the type to upload the rootfs as (default: from its content).
+            #[arg(long, value_parser = ["container", "virtual-machine"])]
+            r#type: Option<String>,
+            /// Image file, or the metadata tarball of a split image (`-` for stdin).
+            file: PathBuf,
+            /// Rootfs file of a split image (squashfs, qcow2 or tarball).
+            rootfs: Option<PathBuf>,
+        },
+        /// Print LXD's fingerprint of an image (SHA-256 of the file, or of metadata then rootfs).
+        Fingerprint {
+            file: PathBuf,
+            rootfs: Option<PathBuf>,
+        },
+    }
+
+    const CHUNK: usize = 1 << 20;
+
+    fn open(path: &Path) -> io::Result<(Box<dyn Read>, Option<u64>)> {
+        if path.as_os_str() == "-" {
+            return Ok((Box::new(io::stdin().lock()), None));
+        }
+        let f = File::open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        Ok((Box::new(f), len))
+    }
+
+    fn progress(total: Option<u64>) -> ProgressBar {
+        if !io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = match total {
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    }
+
+    /// Reads a file through `f` in 1 MiB chunks; `stop` ends reading early.
+    fn pump(
+        path: &Path,
+        pb: &ProgressBar,
+        mut f: impl FnMut(&[u8]),
+        stop: &mut dyn FnMut() -> bool,
+    ) -> io::Result<bool> {
+        let (mut r, _) = open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            if stop() {
+                return Ok(false);
+            }
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            };
+            f(&buf[..n]);
+            pb.inc(n as u64);
+        }
+    }
+
+    fn total_size(paths: &[&Path]) -> Option<u64> {
+        paths
+            .iter()
+            .map(|p| {
+                if p.as_os_str() == "-" {
+                    None
+                } else {
+                    std::fs::metadata(p).ok().map(|m| m.len())
+                }
+            })
+            .sum()
+    }
+
+    fn name_of(p: &Path) -> Option<String> {
+        (p.as_os_str() != "-")
+            .then(|| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .flatten()
+    }
+
+    pub fn main() -> i32 {
+        let cli = match Cli::try_parse() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 2 } else { 0 };
+            }
+        };
+        match run(cli) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("lxdimg: {e}");
+                2
+            }
+        }
+    }
+
+    fn run(cli: Cli) -> io::Result<i32> {
+        match cli.command {
+            Command::Fingerprint { file, rootfs } => {
+                let paths: Vec<&Path> = std::iter::once(file.as_path())
+                    .chain(rootfs.as_deref())
+                    .collect();
+                let pb = progress(total_size(&paths));
+                let mut fp = Fingerprinter::new();
+                for p in &paths {
+                    pump(p, &pb, |b| fp.push(b), &mut || false)?;
+                }
+                pb.finish_and_clear();
+                println!("{}", fp.finish());
+                Ok(0)
+            }
+            Command::Inspect {
+                json,
+                quick,
+                strict,
+                r#type,
+                file,
+                rootfs,
+            } => {
+                if file.as_os_str() == "-"
+                    && rootfs.as_deref().is_some_and(|r| r.as_os_str() == "-")
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "only one of the two files can be read from stdin",
+                    ));
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .ok();
+                let opts = Options {
+                    now,
+                    names: [name_of(&file), rootfs.as_deref().and_then(name_of)],
+                    split_type: r#type.as_deref().map(|t| {
+                        if t == "container" {
+                            ImageType::Container
+                        } else {
+                            ImageType::VirtualMachine
+                        }
+                    }),
+                };
+                let paths: Vec<&Path> = std::iter::once(file.as_path())
+                    .chain(rootfs.as_deref())
+                    .collect();
+                let pb = progress(total_size(&paths));
+                let mut insp = Inspector::new(opts);
+                let cell = std::cell::RefCell::new(&mut insp);
+                let mut stop = || quick && cell.borrow().current_file_settled();
+                let whole = pump(&file, &pb, |b| cell.borrow_mut().push(b), &mut stop)?;
+                if let Some(r) = &rootfs {
+                    if whole {
+                        cell.borrow_mut().start_rootfs().expect("first call");
+                    } else {
+                        cell.borrow_mut().start_rootfs_early().expect("first call");
+                    }
+                    let mut stop = || quick && cell.borrow().current_file_settled();
+                    pump(r, &pb, |b| cell.borrow_mut().push(b), &mut stop)?;
+                }
+                pb.finish_and_clear();
+                let report = if quick {
+                    insp.finish_early()
+                } else {
+                    insp.finish()
+                };
+                let mut out = io::stdout().lock();
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::other)?;
+                    writeln!(out)?;
+                } else {
+                    print_human(&mut out, &report, &file, rootfs.as_deref())?;
+                }
+                let accepted = report.verdicts.lxd_5_0.accepted;
+                Ok(
+                    if !accepted || (strict && report.count(Severity::Error) > 0) {
+                        1
+                    } else {
+                        0
+                    },
+                )
+            }
+        }
+    }
+
+    fn human_size(n: u64) -> String {
+        // lxc image info uses decimal units with two decimals.
+        let units = ["B", "kB", "MB", "GB", "TB"];
+        let mut v = n as f64;
+        let mut u = 0;
+        while v >= 1000.0 && u < units.len() - 1 {
+            v /= 1000.0;
+            u += 1;
+        }
+        if u == 0 {
+            format!("{n}B")
+        } else {
+            format!("{v:.2}{}", units[u])
+        }
+    }
+
+    fn shell_quote(s: &str) -> String {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    }
+
+    fn print_human(
+        out: &mut impl Write,
+        r: &Report,
+        file: &Path,
+        rootfs: Option<&Path>,
+    ) -> io::Result<()> {
+        let v = &r.verdicts.lxd_5_0;
+        match (&r.fingerprint, v.accepted) {
+            (Some(fp), _) => writeln!(out, "Fingerprint: {fp}")?,
+            (None, _) => writeln!(out, "Fingerprint: (not computed: --quick)")?,
+        }
+        let size: u64 = r.files.iter().map(|f| f.size).sum();
+        writeln!(out, "Size: {}", human_size(size))?;
+        writeln!(
+            out,
+            "Architecture: {}",
+            r.architecture.as_deref().unwrap_or("(unknown)")
+        )?;
+        writeln!(
+            out,
+            "Type: {}",
+            r.image_type.map(|t| t.as_str()).unwrap_or("(unknown)")
+        )?;
+        let comps: Vec<String> = r
+            .files
+            .iter()
+            .map(|f| format!("{} ({})", f.role, f.compression))
+            .collect();
+        writeln!(
+            out,
+            "Format: {}: {}",
+            if r.files.len() > 1 {
+                "split"
+            } else {
+                "unified"
+            },
+            comps.join(" + ")
+        )?;
+        if let Some(m) = &r.metadata {
+            let when = |t: &Option<String>, raw: i64| match t {
+                Some(s) if raw != 0 => s.replace('T', " ").replace('Z', " UTC"),
+                _ if raw == 0 => "never".to_string(),
+                _ => format!("{raw} (out of range)"),
+            };
+            writeln!(out, "Created: {}", when(&m.created, m.creation_date))?;
+            writeln!(out, "Expires: {}", when(&m.expires, m.expiry_date))?;
+            writeln!(out, "Properties:")?;
+            for (k, val) in &m.properties {
+                writeln!(out, "    {k}: {val}")?;
+            }
+        }
+        writeln!(out, "Verdicts:")?;
+        for (key, v) in r.verdicts.iter() {
+            match &v.error {
+                None => writeln!(out, "    {key:<9} accepted")?,
+                Some(e) => writeln!(
+                    out,
+                    "    {key:<9} rejected: {}",
+                    e.replace('\n', "\n              ")
+                )?,
+            }
+        }
+        if !r.templates.is_empty() {
+            writeln!(out, "Templates:")?;
+            let w = r
+                .templates
+                .iter()
+                .map(|t| t.path.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            writeln!(
+                out,
+                "    {:<w$}  {:<18} {:<24} {:<7} CREATE_ONLY",
+                "PATH", "TRIGGERS", "TEMPLATE", "PRESENT"
+            )?;
+            for t in &r.templates {
+                writeln!(
+                    out,
+                    "    {:<w$}  {:<18} {:<24} {:<7} {}",
+                    t.path,
+                    t.when.join(","),
+                    t.template,
+                    if t.present { "yes" } else { "NO" },
+                    t.create_only
+                )?;
+            }
+        }
+        if !r.findings.is_empty() {
+            writeln!(out, "Findings:")?;
+            for f in &r.findings {
+                let sev = match f.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Info => "info",
+                };
+                writeln!(out, "    {sev:<7} {}: {}", f.code, f.message)?;
+            }
+        }
+        let mut cmd = format!(
+            "lxc image import {}",
+            shell_quote(&file.display().to_string())
+        );
+        if let Some(r) = rootfs {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(&r.display().to_string()));
+        }
+        if v.accepted {
+            writeln!(
+                out,
+                "\nLXD 5.0 will import this image:\n    {cmd} --alias NAME"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "\nLXD 5.0 will refuse this image: Error: {}",
+                v.error.as_deref().unwrap_or("")
+            )?;
+        }
+        Ok(())
+    }
+}

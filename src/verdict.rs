@@ -1,0 +1,275 @@
+//! LXD's and Incus's import decisions, per target version, from what the walk recorded.
+
+use crate::arch::{self, ArchRules};
+use crate::detect::{detect_incus, detect_lxd, Detection, Format};
+use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP};
+use crate::report::{ImageType, Verdict};
+use crate::tar::TarError;
+use crate::yaml::{decode_into, Dialect, ImageMetadata};
+
+/// One LXD or Incus build whose import behaviour lxdimg reproduces.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub key: &'static str,
+    /// Incus's detection table (n-guarded, zstd/lz4 before ustar).
+    pub incus_detection: bool,
+    pub dialect: Dialect,
+    /// The error when `metadata.yaml` is over 1 MiB, if this build caps it.
+    pub yaml_cap: Option<&'static str>,
+    /// Whether a non-regular `metadata.yaml` is refused by name.
+    pub regular_check: bool,
+    pub arch: ArchRules,
+    /// Quotes the architecture in its error (`"x"`), and the wording.
+    pub arch_message: fn(&str) -> String,
+}
+
+fn arch_msg_old(a: &str) -> String {
+    format!("Architecture isn't supported: {a}")
+}
+fn arch_msg_new(a: &str) -> String {
+    format!("Architecture is not supported: {a:?}")
+}
+
+const LXD_CAP: &str = "yaml: input error: input data is larger than maximum 1048576 bytes";
+const INCUS_CAP: &str = "yaml: input error: input data too large";
+
+/// The Debian 12 build of LXD 5.0.2: 1 MiB cap with Incus wording, `mipsle`, no loongarch64.
+pub const LXD_5_0: Target = Target {
+    key: "lxd-5.0",
+    incus_detection: false,
+    dialect: Dialect::V2,
+    yaml_cap: Some(INCUS_CAP),
+    regular_check: false,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: false,
+        amd64v3: false,
+        x86_64_levels: false,
+        first_word: false,
+    },
+    arch_message: arch_msg_old,
+};
+/// LXD 5.21.7.
+pub const LXD_5_21: Target = Target {
+    key: "lxd-5.21",
+    incus_detection: false,
+    dialect: Dialect::V2,
+    yaml_cap: Some(LXD_CAP),
+    regular_check: true,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: true,
+        amd64v3: true,
+        x86_64_levels: false,
+        first_word: true,
+    },
+    arch_message: arch_msg_new,
+};
+/// LXD 6.9.
+pub const LXD_6: Target = Target {
+    key: "lxd-6",
+    incus_detection: false,
+    dialect: Dialect::V2,
+    yaml_cap: Some(LXD_CAP),
+    regular_check: false,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: true,
+        amd64v3: true,
+        x86_64_levels: false,
+        first_word: true,
+    },
+    arch_message: arch_msg_new,
+};
+/// Incus 6.x.
+pub const INCUS_6: Target = Target {
+    key: "incus-6",
+    incus_detection: true,
+    dialect: Dialect::V2,
+    yaml_cap: None,
+    regular_check: false,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: true,
+        amd64v3: false,
+        x86_64_levels: true,
+        first_word: false,
+    },
+    arch_message: arch_msg_old,
+};
+/// Incus 7.
+pub const INCUS_7: Target = Target {
+    key: "incus-7",
+    incus_detection: true,
+    dialect: Dialect::V4,
+    yaml_cap: Some(INCUS_CAP),
+    regular_check: false,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: true,
+        amd64v3: false,
+        x86_64_levels: true,
+        first_word: false,
+    },
+    arch_message: arch_msg_old,
+};
+
+pub const TARGETS: [Target; 5] = [LXD_5_0, LXD_5_21, LXD_6, INCUS_6, INCUS_7];
+
+/// One `metadata.yaml` entry LXD decodes (those before its early stop).
+#[derive(Debug, Clone)]
+pub struct MetaDoc {
+    /// The entry name as written (`metadata.yaml` or `./metadata.yaml`).
+    pub name: String,
+    pub regular: bool,
+    /// Data size according to the header.
+    pub size: u64,
+    /// Kept data (up to [`METADATA_YAML_KEEP`]).
+    pub data: Vec<u8>,
+    /// Whether all of the entry's data arrived (false if the stream ended inside it).
+    pub complete: bool,
+}
+
+/// What LXD's metadata walk over the image (or the metadata tarball) saw.
+#[derive(Debug, Clone, Default)]
+pub struct LxdWalk {
+    /// First bytes of the file (up to 263), for detection.
+    pub head: Vec<u8>,
+    /// The format lxdimg decoded the file as.
+    pub decoded_as: Option<Format>,
+    pub docs: Vec<MetaDoc>,
+    /// Root type seen (last one wins), before the stop.
+    pub root: Option<ImageType>,
+    /// A tar error hit before the stop.
+    pub tar_error: Option<TarError>,
+}
+
+/// The rootfs file of a split image, as the `lxc` client checks it.
+#[derive(Debug, Clone)]
+pub struct SplitRootfs {
+    pub head: Vec<u8>,
+}
+
+/// Decodes the `metadata.yaml` entries the way `target` would; the error is LXD's message.
+pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, String> {
+    let mut md = ImageMetadata::default();
+    for doc in docs {
+        if target.regular_check && !doc.regular {
+            return Err(format!("Cannot read non-regular file {:?}", doc.name));
+        }
+        if let Some(cap) = target.yaml_cap {
+            if doc.size > LXD_METADATA_YAML_CAP as u64 && doc.data.len() > LXD_METADATA_YAML_CAP {
+                return Err(cap.to_string());
+            }
+        }
+        if doc.size > METADATA_YAML_KEEP as u64 && target.yaml_cap.is_none() {
+            return Err(format!(
+                "lxdimg: metadata.yaml is {} bytes; lxdimg judges files up to {} bytes for {}",
+                doc.size, METADATA_YAML_KEEP, target.key
+            ));
+        }
+        if !doc.complete {
+            // What the YAML decoder gets from a reader that fails mid-entry.
+            return Err("yaml: input error: unexpected EOF".into());
+        }
+        decode_into(&doc.data, &mut md, target.dialect)?;
+    }
+    Ok(md)
+}
+
+/// The import verdict of one target.
+pub fn evaluate(
+    target: &Target,
+    walk: &LxdWalk,
+    split_rootfs: Option<&SplitRootfs>,
+) -> (Verdict, Option<ImageMetadata>) {
+    let reject = |e: String| {
+        (
+            Verdict {
+                accepted: false,
+                error: Some(e),
+            },
+            None,
+        )
+    };
+    let detect = |head: &[u8]| {
+        if target.incus_detection {
+            detect_incus(head)
+        } else {
+            detect_lxd(head)
+        }
+    };
+    // The client checks a split rootfs before anything is uploaded.
+    if let Some(r) = split_rootfs {
+        match detect(&r.head) {
+            Detection::Empty => return reject("EOF".into()),
+            Detection::Unsupported => return reject("Unsupported compression".into()),
+            Detection::Format(_) => {}
+        }
+    }
+    let format = match detect(&walk.head) {
+        Detection::Empty => return reject("EOF".into()),
+        Detection::Unsupported => return reject("Unsupported compression".into()),
+        Detection::Format(f) => f,
+    };
+    match format {
+        Format::Squashfs => {
+            return reject("exec: \"sqfs2tar\": executable file not found in $PATH".into())
+        }
+        Format::Qcow2 | Format::Vmdk => {
+            return reject("Metadata tarball is missing metadata.yaml".into())
+        }
+        _ => {}
+    }
+    if Some(format) != walk.decoded_as {
+        if format == Format::Lz4 && walk.decoded_as.is_none() {
+            return reject("lxdimg does not decode lz4: not judged".into());
+        }
+        // The target pipes the file through the wrong decompressor, which outputs nothing.
+        return reject("Metadata tarball is missing metadata.yaml".into());
+    }
+    let md = match decode_docs(target, &walk.docs) {
+        Ok(md) => md,
+        Err(e) => return reject(e),
+    };
+    if let Some(e) = &walk.tar_error {
+        return reject(e.go_message.to_string());
+    }
+    if walk.docs.is_empty() {
+        return reject("Metadata tarball is missing metadata.yaml".into());
+    }
+    if arch::lookup(target.arch, &md.architecture).is_none() {
+        return (
+            Verdict {
+                accepted: false,
+                error: Some((target.arch_message)(&md.architecture)),
+            },
+            Some(md),
+        );
+    }
+    if md.creation_date == 0 {
+        return (
+            Verdict {
+                accepted: false,
+                error: Some("Missing creation date".into()),
+            },
+            Some(md),
+        );
+    }
+    if split_rootfs.is_none() && walk.root.is_none() {
+        return (
+            Verdict {
+                accepted: false,
+                error: Some("Invalid instance type".into()),
+            },
+            Some(md),
+        );
+    }
+    (
+        Verdict {
+            accepted: true,
+            error: None,
+        },
+        Some(md),
+    )
+}
