@@ -1026,7 +1026,7 @@ mod tests {
         assert_eq!(dec("creation_date: -.inf").unwrap().creation_date, i64::MIN);
         assert_eq!(
             dec("architecture: x\ncreation_date: \"1458040200\"").unwrap_err(),
-            "yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `1458040...` into int64"
+            "yaml: unmarshal errors:\n  line 2: cannot unmarshal !!str `1458040200` into int64"
         );
         assert_eq!(
             dec("creation_date: 2016-03-15").unwrap_err(),
