@@ -137,6 +137,7 @@ mod cli {
         };
         match run(cli) {
             Ok(code) => code,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             Err(e) => {
                 eprintln!("lxdimg: {e}");
                 2

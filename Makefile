@@ -1,0 +1,57 @@
+# lxdimg — the README's two commands are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+CARGO ?= cargo
+LXDIMG := target/release/lxdimg
+
+.PHONY: run test bench setup build wasm-check lxd-setup lxd-diff unit demo clean
+
+# System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
+# for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator.
+APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl
+setup:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) >/tmp/lxdimg-apt.log 2>&1 \
+	  || { tail -20 /tmp/lxdimg-apt.log; exit 1; }; fi
+	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+build:
+	$(CARGO) build --release --locked
+
+# The library must build for wasm32 with no host imports.
+wasm-check:
+	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown
+	@if command -v wasm-objdump >/dev/null; then ! wasm-objdump -j Import -x target/wasm32-unknown-unknown/release/lxdimg.wasm | grep -q '<-'; fi
+	@python3 scripts/wasm-imports.py target/wasm32-unknown-unknown/release/lxdimg.wasm
+
+unit:
+	$(CARGO) test --locked
+
+lxd-setup:
+	bash scripts/lxd-setup.sh
+
+lxd-diff: build lxd-setup
+	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py
+
+# www/www.mk and worker/worker.mk add their own targets to EXTRA_TESTS / EXTRA_BENCH.
+EXTRA_TESTS :=
+EXTRA_BENCH :=
+-include www/www.mk
+-include worker/worker.mk
+
+test: setup build wasm-check unit lxd-diff $(EXTRA_TESTS)
+
+# Builds the CLI, makes a small demo image and inspects it.
+demo: build
+	@bash scripts/demo-image.sh target/demo
+	$(LXDIMG) inspect target/demo/demo.tar.xz || true
+
+run: setup demo
+	@echo
+	@echo "Inspect your own image with: $(LXDIMG) inspect IMAGE [ROOTFS]   (add --json for the report)"
+
+bench: setup build $(EXTRA_BENCH)
+	bash bench/run.sh
+
+clean:
+	$(CARGO) clean
