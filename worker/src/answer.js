@@ -1,0 +1,145 @@
+/**
+ * URL-import answers (facts §5): `HEAD`/`GET /{alias}` and `/{fingerprint}`.
+ *
+ * LXD's daemon sends a HEAD with `LXD-Server-Architectures` (Incus: `Incus-Server-Architectures`)
+ * and needs `LXD-Image-Hash` (64 lowercase hex) and `LXD-Image-URL` (absolute) back; Incus needs
+ * the `Incus-` pair, so both families are always sent. The hash must be of the exact bytes the URL
+ * serves, and the image must be unified (a URL names one file). A request without either
+ * architecture header is a person with a browser: it gets a small page instead.
+ */
+import { clientArchitectures } from "./arch.js";
+import { aliasTargets, getImage } from "./db.js";
+import { escapeHtml, publicOrigin, text } from "./http.js";
+import { FINGERPRINT } from "./names.js";
+
+/** The file URL LXD downloads for a unified image. */
+export function imageUrl(origin, fingerprint) {
+  return `${origin}/images/${fingerprint}/unified`;
+}
+
+const VARY = "LXD-Server-Architectures, Incus-Server-Architectures";
+
+/**
+ * `name` is the path without its leading slash (an alias, or a fingerprint in any case).
+ * Returns null when the name is neither a known alias nor a stored fingerprint and the request is
+ * from a browser (the router then falls through to its 404).
+ */
+export async function handleAnswer(request, env, name) {
+  const client = clientArchitectures(request.headers);
+  const origin = publicOrigin(request, env);
+  const isFp = /^[0-9a-fA-F]{64}$/.test(name);
+  const fp = isFp ? name.toLowerCase() : null;
+
+  if (client === null) return page(request, env, origin, name, fp);
+  if (client.error) return text(400, `${client.error}; expected names (x86_64, i686), aliases (amd64) or numeric IDs (2, 1)`, { vary: VARY });
+
+  let chosen = null;
+  if (fp) {
+    const img = await getImage(env.DB, fp);
+    if (!img) return text(404, `No image with fingerprint ${fp}`, { vary: VARY });
+    if (!client.archs.includes(img.architecture)) {
+      return text(404, `Image ${fp} is for ${img.architecture}; the client runs ${client.archs.join(", ")}`, { vary: VARY });
+    }
+    chosen = { architecture: img.architecture, fingerprint: fp, format: img.format };
+  } else {
+    const targets = await aliasTargets(env.DB, name);
+    if (targets.length === 0) return text(404, `No image with alias "${name}"`, { vary: VARY });
+    const available = targets.map((t) => t.architecture).sort();
+    const matching = client.archs.map((a) => targets.find((t) => t.architecture === a)).filter(Boolean);
+    if (matching.length === 0) {
+      return text(
+        404,
+        `No image for alias "${name}" matches the client's architectures (${client.archs.join(", ")}); it exists for: ${available.join(", ")}`,
+        { vary: VARY },
+      );
+    }
+    chosen = matching.find((t) => t.format === "unified") ?? matching[0];
+  }
+  if (chosen.format !== "unified") {
+    return text(
+      404,
+      `Image ${chosen.fingerprint} (${chosen.architecture}) is a split image (metadata + rootfs); a URL import needs one unified file. ` +
+        `Use the simplestreams remote instead: lxc remote add NAME ${origin} --protocol simplestreams --public`,
+      { vary: VARY },
+    );
+  }
+  const url = imageUrl(origin, chosen.fingerprint);
+  const headers = {
+    "LXD-Image-Hash": chosen.fingerprint,
+    "LXD-Image-URL": url,
+    "Incus-Image-Hash": chosen.fingerprint,
+    "Incus-Image-URL": url,
+    vary: VARY,
+    "cache-control": "no-cache",
+  };
+  return new Response(request.method === "HEAD" ? null : `${chosen.fingerprint} ${chosen.architecture} ${url}\n`, {
+    status: 200,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+function fmtSize(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i ? n.toFixed(1) : n} ${u[i]}`;
+}
+
+/** The page a browser gets at /{alias} or /{fingerprint}. */
+async function page(request, env, origin, name, fp) {
+  let images = [];
+  if (fp) {
+    const img = await getImage(env.DB, fp);
+    if (img) images = [img];
+  } else {
+    const targets = await aliasTargets(env.DB, name);
+    images = (await Promise.all(targets.map((t) => getImage(env.DB, t.fingerprint)))).filter(Boolean);
+  }
+  if (images.length === 0) return null;
+  const host = new URL(origin).host;
+  const remote = host.replace(/[^A-Za-z0-9-]/g, "-").replace(/^-+|-+$/g, "") || "edge";
+  const alias = fp ? null : name;
+  const rows = images
+    .map((img) => {
+      const props = Object.entries(img.properties ?? {})
+        .map(([k, v]) => `<li><code>${escapeHtml(k)}</code>: ${escapeHtml(v)}</li>`)
+        .join("");
+      const files = img.files
+        .map((f) => `<li><a href="/images/${img.fingerprint}/${f.role}">${escapeHtml(f.role)}</a> ${escapeHtml(f.name ?? "")} — ${fmtSize(f.size)}, ${escapeHtml(f.compression)}, sha256 <code>${f.sha256}</code></li>`)
+        .join("");
+      const cmd =
+        img.format === "unified"
+          ? `lxc image import ${origin}/${alias ?? img.fingerprint} --alias ${alias ?? img.fingerprint.slice(0, 12)}`
+          : `lxc image copy ${remote}:${alias ?? img.fingerprint.slice(0, 12)} local:`;
+      return `<section>
+<h2>${escapeHtml(img.architecture)} · ${escapeHtml(img.type)} · ${escapeHtml(img.format)}</h2>
+<p>Fingerprint <code>${img.fingerprint}</code>, ${fmtSize(img.size)}, created ${new Date(img.creation_date * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC.
+Aliases: ${img.aliases.map((a) => `<code>${escapeHtml(a)}</code>`).join(", ") || "none"}.</p>
+<ul>${props}</ul>
+<p>Files:</p><ul>${files}</ul>
+<p>Import it:</p><pre>${escapeHtml(cmd)}</pre>
+</section>`;
+    })
+    .join("\n");
+  const title = alias ? `Image “${alias}”` : `Image ${fp.slice(0, 12)}`;
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} — lxdimg</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}code,pre{font:13px ui-monospace,monospace}pre{background:#f4f4f4;padding:.6rem;overflow-x:auto}section{border-top:1px solid #ddd;margin-top:1.5rem}</style>
+</head><body>
+<h1>${escapeHtml(title)}</h1>
+<p>This address is an LXD/Incus image URL. LXD asks it for the image that fits its architecture; the same images are
+published as a simplestreams remote:</p>
+<pre>lxc remote add ${escapeHtml(remote)} ${escapeHtml(origin)} --protocol simplestreams --public</pre>
+${rows}
+<p><a href="/">Inspect an image in your browser</a> · <a href="/api/images">JSON listing</a></p>
+</body></html>
+`;
+  return new Response(request.method === "HEAD" ? null : html, {
+    status: 200,
+    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: VARY },
+  });
+}

@@ -1,0 +1,236 @@
+/**
+ * `POST /api/images`: a validated, streaming upload.
+ *
+ * Body: a unified image as the raw bytes (any Content-Type but multipart), or a split image as
+ * `multipart/form-data` exactly like `lxc image import META ROOTFS` sends it (facts §3): part
+ * `metadata`, then part `rootfs` (container) or `rootfs.img` (virtual machine); later parts are
+ * ignored. Query: `alias=NAME` (repeatable), `filename=NAME` (unified file name for the report).
+ *
+ * The bytes go through the core and into R2 at the same time (the request body is never held
+ * whole; the metadata part of a split upload is kept until the rootfs part says which type it
+ * is, up to METADATA_BUFFER bytes). The D1 rows are written only once the core's lxd-5.0 verdict
+ * accepts the image; any other ending — rejection (422 + Report), a client that goes away, a body
+ * over MAX_UPLOAD_BYTES (413), a malformed multipart body (400), a storage failure — removes what
+ * was put in R2.
+ */
+import { Inspection, CoreError } from "./core.js";
+import { R2Sink } from "./r2sink.js";
+import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
+import { commitImage } from "./db.js";
+import { HttpError, json, requireToken, publicOrigin } from "./http.js";
+import { validateAlias, checkAliasFree } from "./names.js";
+
+export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
+export const METADATA_BUFFER = 32 * 1024 * 1024;
+
+/** The upload size limit from the environment (bytes). */
+export function uploadLimit(env) {
+  const n = Number(env.MAX_UPLOAD_BYTES);
+  return Number.isFinite(n) && n > 0 ? n : DEFAULT_MAX_UPLOAD;
+}
+
+function tooLarge(limit) {
+  return new HttpError(413, `Upload exceeds the size limit of ${limit} bytes (MAX_UPLOAD_BYTES)`);
+}
+
+async function* chunks(stream) {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw new HttpError(400, `Upload aborted: the request body ended with an error (${e?.message ?? e})`);
+      }
+      if (r.done) return;
+      yield r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value);
+    }
+  } finally {
+    reader.releaseLock?.();
+  }
+}
+
+/** Wraps multipart errors and body read failures into HTTP errors. */
+function wrapRead(e) {
+  if (e instanceof MultipartError) return new HttpError(400, e.message);
+  if (e instanceof HttpError || e instanceof CoreError) return e;
+  return new HttpError(400, `Upload aborted: the request body ended with an error (${e?.message ?? e})`);
+}
+
+/**
+ * Handles one upload. `dryRun`: inspect only (`POST /api/inspect`), nothing is stored.
+ * Returns a Response; throws HttpError for the router to render.
+ */
+export async function handleUpload(request, env, { dryRun = false } = {}) {
+  await requireToken(request, env);
+  const url = new URL(request.url);
+  const aliases = [...new Set(url.searchParams.getAll("alias"))];
+  for (const a of aliases) validateAlias(a);
+  if (!dryRun) for (const a of aliases) await checkAliasFree(a, env, request);
+  const limit = uploadLimit(env);
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  if (!request.body) throw new HttpError(400, "Empty upload: send the image as the request body");
+
+  const contentType = request.headers.get("content-type") ?? "";
+  const boundary = multipartBoundary(contentType);
+  if (/^\s*multipart\//i.test(contentType) && !boundary) {
+    throw new HttpError(400, "Invalid multipart image: multipart/form-data without a boundary");
+  }
+
+  const uploadId = crypto.randomUUID();
+  const sinks = [];
+  let total = 0;
+  const count = (n) => {
+    total += n;
+    if (total > limit) throw tooLarge(limit);
+  };
+  const newSink = (role) => {
+    if (dryRun) return null;
+    const s = new R2Sink(env.IMAGES, `uploads/${uploadId}/${role}`);
+    s.role = role;
+    sinks.push(s);
+    return s;
+  };
+  const cleanup = () => Promise.all(sinks.map((s) => s.abort().catch(() => {})));
+
+  let inspection = null;
+  let rejectedEarly = false;
+  let mp = null;
+  try {
+    if (!boundary) {
+      const filename = url.searchParams.get("filename") || request.headers.get("x-lxd-filename") || null;
+      inspection = new Inspection({ names: [filename] });
+      const sink = newSink("unified");
+      for await (const chunk of chunks(request.body)) {
+        count(chunk.byteLength);
+        inspection.push(chunk);
+        if (sink) await sink.write(chunk);
+        if (earlyReject(inspection)) {
+          rejectedEarly = true;
+          break;
+        }
+      }
+      if (!rejectedEarly && sink) await sink.close();
+    } else {
+      mp = new MultipartReader(request.body, boundary, { onBytes: count });
+      const meta = await mp.next();
+      if (!meta || meta.name !== "metadata") {
+        throw new MultipartError(`Invalid multipart image: the first part must be named "metadata" (got ${JSON.stringify(meta?.name ?? null)})`);
+      }
+      // Until the rootfs part's name says container or VM, keep the metadata bytes (and store them).
+      const metaSink = newSink("metadata");
+      const held = [];
+      let heldBytes = 0;
+      for await (const chunk of meta.body()) {
+        heldBytes += chunk.byteLength;
+        if (heldBytes > METADATA_BUFFER) {
+          throw new HttpError(413, `The metadata part exceeds ${METADATA_BUFFER} bytes; a metadata tarball is normally a few KiB`);
+        }
+        const copy = chunk.slice();
+        held.push(copy);
+        if (metaSink) await metaSink.write(copy);
+      }
+      if (metaSink) await metaSink.close();
+      const root = await mp.next();
+      if (!root || (root.name !== "rootfs" && root.name !== "rootfs.img")) {
+        throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${JSON.stringify(root?.name ?? null)})`);
+      }
+      inspection = new Inspection({
+        names: [meta.filename || null, root.filename || null],
+        splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
+      });
+      for (const c of held) inspection.push(c);
+      held.length = 0;
+      inspection.startRootfs();
+      {
+        const rootSink = newSink("rootfs");
+        for await (const chunk of root.body()) {
+          inspection.push(chunk);
+          if (rootSink) await rootSink.write(chunk);
+          if (earlyReject(inspection)) {
+            rejectedEarly = true;
+            break;
+          }
+        }
+        if (!rejectedEarly && rootSink) await rootSink.close();
+      }
+      if (!rejectedEarly) await mp.cancel(); // parts after the second are ignored, as LXD does
+    }
+  } catch (e) {
+    inspection?.free();
+    await mp?.cancel();
+    await cleanup();
+    throw wrapRead(e);
+  }
+
+  let report;
+  try {
+    report = rejectedEarly ? inspection.finishEarly() : inspection.finish();
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  const verdict = report.verdicts?.["lxd-5.0"];
+  if (!verdict?.accepted) {
+    await cleanup();
+    if (rejectedEarly) {
+      await mp?.cancel();
+      request.body?.cancel?.().catch?.(() => {});
+    }
+    return json(422, report, { "x-lxdimg-verdict": "rejected" });
+  }
+  if (dryRun) return json(200, report, { "x-lxdimg-verdict": "accepted" });
+
+  if (!report.fingerprint || !report.architecture || !report.type) {
+    await cleanup();
+    throw new HttpError(500, "The core accepted the image but reported no fingerprint, architecture or type");
+  }
+  const files = report.files.map((f) => {
+    const sink = sinks.find((s) => s.role === f.role);
+    return { role: f.role, name: f.name ?? null, size: f.size, sha256: f.sha256, compression: f.compression, r2_key: sink.key };
+  });
+  const image = {
+    fingerprint: report.fingerprint,
+    upload_id: uploadId,
+    format: report.format,
+    type: report.type,
+    architecture: report.architecture,
+    size: report.files.reduce((a, f) => a + f.size, 0),
+    creation_date: report.metadata?.creation_date ?? 0,
+    expiry_date: report.metadata?.expiry_date ?? 0,
+    properties: report.metadata?.properties ?? {},
+    templates: report.templates ?? [],
+    uploaded_at: Math.floor(Date.now() / 1000),
+  };
+  let created;
+  try {
+    ({ created } = await commitImage(env.DB, image, files, aliases));
+  } catch (e) {
+    await cleanup();
+    throw new HttpError(500, `Could not write the index: ${e?.message ?? e}`);
+  }
+  if (!created) await cleanup(); // the same image was already stored: keep the first copy
+  const origin = publicOrigin(request, env);
+  return json(created ? 201 : 200, {
+    created,
+    fingerprint: image.fingerprint,
+    architecture: image.architecture,
+    type: image.type,
+    format: image.format,
+    aliases,
+    url: `${origin}/${image.fingerprint}`,
+    import: aliases.length
+      ? `lxc image import ${origin}/${aliases[0]} --alias ${aliases[0]}`
+      : `lxc image import ${origin}/${image.fingerprint}`,
+    report,
+  });
+}
+
+/** The verdict is already known to be a rejection: stop reading (LXD would stop there too). */
+function earlyReject(inspection) {
+  if (!inspection.verdictKnown) return false;
+  const v = inspection.verdict;
+  return v !== undefined && !v.accepted;
+}

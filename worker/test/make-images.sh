@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Makes the test images for the worker tests in DIR (default worker/test/out/images).
+# Nothing binary is committed; every file is built here with tar/xz/gzip/mksquashfs/qemu-img.
+#
+#   unified-amd64.tar.xz      container, amd64 (x86_64), templates, os-release   (accepted)
+#   unified-amd64-b.tar.gz    another x86_64 container (for the concurrent-duplicate test)
+#   unified-arm64.tar.gz      container, arm64 (aarch64)                          (accepted)
+#   unified-i386.tar.gz       container, i386 (i686)                              (accepted)
+#   split-meta.tar.xz + split-rootfs.squashfs   split container, x86_64          (accepted)
+#   vm-meta.tar.xz + vm-rootfs.img              split VM (qcow2), x86_64         (accepted)
+#   not-an-image.txt          text                          -> Unsupported compression
+#   no-date.tar.xz            metadata.yaml without creation_date -> Missing creation date
+#   big.tar.gz                BIG_MB MiB of incompressible rootfs data (only if BIG_MB is set)
+set -euo pipefail
+dir=${1:-$(dirname "$0")/out/images}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+TAR=(tar --owner=0 --group=0 --numeric-owner --mtime=@1704067200 --sort=name)
+
+# meta DIR ARCH DESCRIPTION [no-date]
+meta() {
+  local d=$1 arch=$2 desc=$3
+  mkdir -p "$d/templates"
+  {
+    echo "architecture: $arch"
+    [ "${4:-}" = no-date ] || echo "creation_date: 1704067200"
+    echo "properties:"
+    echo "  description: $desc"
+    echo "  os: testos"
+    echo "  release: one"
+    echo "  variant: default"
+    echo "templates:"
+    echo "  /etc/hostname:"
+    echo "    when: [create, copy]"
+    echo "    template: hostname.tpl"
+  } > "$d/metadata.yaml"
+  echo '{{ instance.name }}' > "$d/templates/hostname.tpl"
+}
+
+# rootfs DIR SEED
+rootfs() {
+  local d=$1/rootfs
+  mkdir -p "$d/etc" "$d/usr/lib" "$d/bin"
+  printf 'ID=testos\nVERSION_ID="1"\nNAME="Test OS"\nPRETTY_NAME="Test OS %s"\n' "$2" > "$d/usr/lib/os-release"
+  ln -sf ../usr/lib/os-release "$d/etc/os-release"
+  echo "$2" > "$d/etc/hostname"
+  head -c 20000 /dev/urandom > "$d/bin/blob"
+}
+
+unified() { # NAME ARCH COMPRESSOR SEED
+  local s=$work/$1
+  meta "$s" "$2" "Test $2 $4"
+  rootfs "$s" "$4"
+  "${TAR[@]}" -C "$s" -cf - metadata.yaml templates rootfs | $3 > "$dir/$1"
+}
+
+[ -s "$dir/unified-amd64.tar.xz" ] || unified unified-amd64.tar.xz amd64 "xz -T1 -c" a
+[ -s "$dir/unified-amd64-b.tar.gz" ] || unified unified-amd64-b.tar.gz x86_64 "gzip -c" b
+[ -s "$dir/unified-arm64.tar.gz" ] || unified unified-arm64.tar.gz arm64 "gzip -c" c
+[ -s "$dir/unified-i386.tar.gz" ] || unified unified-i386.tar.gz i386 "gzip -c" d
+
+if [ ! -s "$dir/split-rootfs.squashfs" ]; then
+  s=$work/split
+  meta "$s" x86_64 "Test split"
+  "${TAR[@]}" -C "$s" -cJf "$dir/split-meta.tar.xz" metadata.yaml templates
+  rootfs "$s" split
+  mksquashfs "$s/rootfs" "$dir/split-rootfs.squashfs" -noappend -quiet -all-root -mkfs-time 1704067200 >/dev/null
+fi
+
+if [ ! -s "$dir/vm-rootfs.img" ]; then
+  s=$work/vm
+  meta "$s" x86_64 "Test VM"
+  "${TAR[@]}" -C "$s" -cJf "$dir/vm-meta.tar.xz" metadata.yaml templates
+  qemu-img create -q -f qcow2 "$dir/vm-rootfs.img" 64M
+fi
+
+[ -s "$dir/not-an-image.txt" ] || echo "this is not an LXD image" > "$dir/not-an-image.txt"
+
+if [ ! -s "$dir/no-date.tar.xz" ]; then
+  s=$work/nodate
+  meta "$s" x86_64 "No date" no-date
+  rootfs "$s" nodate
+  "${TAR[@]}" -C "$s" -cJf "$dir/no-date.tar.xz" metadata.yaml templates rootfs
+fi
+
+if [ -n "${BIG_MB:-}" ] && [ ! -s "$dir/big-$BIG_MB.tar.gz" ]; then
+  s=$work/big
+  meta "$s" x86_64 "Big"
+  mkdir -p "$s/rootfs/data"
+  # Incompressible data, so the file is about BIG_MB MiB and gzip decoding is not the only cost.
+  for i in $(seq 1 $(( (BIG_MB + 63) / 64 ))); do head -c $((64 << 20)) /dev/urandom > "$s/rootfs/data/$i.bin"; done
+  "${TAR[@]}" -C "$s" -cf - metadata.yaml templates rootfs | gzip -1 -c > "$dir/big-$BIG_MB.tar.gz"
+fi
+echo "$dir"
