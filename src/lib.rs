@@ -22,6 +22,8 @@ pub mod report;
 pub mod rootfs;
 pub mod tar;
 pub mod verdict;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 pub mod yaml;
 
 pub use inspector::{ApiError, Inspector, Options};

@@ -1,0 +1,370 @@
+//! The JavaScript boundary (wasm-bindgen), compiled for `wasm32` only: it converts and forwards.
+//!
+//! The page's Web Worker (`www/worker.js`) and the edge worker (`worker/`) import the `pkg/` that
+//! `wasm-pack build --target web` makes from this module. The API is documented, with examples, in
+//! `www/README-api.md`; keep the two in step. Reports cross the boundary as plain JS objects with
+//! the same field names as the CLI's `--json` (serde-wasm-bindgen, JSON-compatible mode); misuse
+//! of the API becomes a JS exception (`Error`) carrying the core's message.
+
+use crate::detect::{detect_lxd, sniff, Detection, Format};
+use crate::{ImageType, Options, Report};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Options of `new Inspector(options)`; every field may be left out. */
+export interface InspectorOptions {
+  /** Current Unix time in seconds, for the "expired" findings (e.g. `Math.floor(Date.now() / 1000)`). Left out: not checked. */
+  now?: number | null;
+  /** File names for the report: `[first file, rootfs file of a split image]`. */
+  names?: [string | null | undefined, (string | null | undefined)?];
+  /** Split images: the type the uploader declares (multipart part `rootfs` or `rootfs.img`). Left out: decided from the rootfs content, as `lxc` does. */
+  splitType?: "container" | "virtual-machine" | null;
+}
+
+/** What one LXD/Incus version says about importing the image. */
+export interface Verdict {
+  accepted: boolean;
+  /** The error the import fails with, word for word (without `Error: `). */
+  error: string | null;
+}
+
+export interface FileReport {
+  role: "unified" | "metadata" | "rootfs";
+  name: string | null;
+  size: number;
+  sha256: string | null;
+  compression: string;
+  decoded_size: number | null;
+}
+
+export interface ImageTemplate {
+  when: string[] | null;
+  create_only: boolean;
+  template: string;
+  properties: Record<string, string> | null;
+}
+
+export interface MetadataReport {
+  architecture: string;
+  creation_date: number;
+  expiry_date: number;
+  created: string | null;
+  expires: string | null;
+  properties: Record<string, string>;
+  templates: Record<string, ImageTemplate | null>;
+}
+
+export interface TemplateReport {
+  path: string;
+  when: string[];
+  template: string;
+  create_only: boolean;
+  properties: Record<string, string>;
+  present: boolean;
+  size: number | null;
+  text: string | null;
+  text_truncated: boolean;
+}
+
+export interface Finding {
+  code: string;
+  severity: "error" | "warning" | "info";
+  message: string;
+  file: "unified" | "metadata" | "rootfs" | null;
+  offset: number | null;
+  entry: string | null;
+}
+
+export interface Report {
+  fingerprint: string | null;
+  short_fingerprint: string | null;
+  format: "unified" | "split";
+  files: FileReport[];
+  type: "container" | "virtual-machine" | null;
+  architecture: string | null;
+  verdicts: {
+    "lxd-5.0": Verdict;
+    "lxd-5.21": Verdict;
+    "lxd-6": Verdict;
+    "incus-6": Verdict;
+    "incus-7": Verdict;
+  };
+  metadata: MetadataReport | null;
+  templates: TemplateReport[];
+  findings: Finding[];
+  verdict_offset: number | null;
+  complete: boolean;
+  tar: { entries: number; bytes: number; end: string } | null;
+  rootfs: {
+    format: string;
+    entries: number | null;
+    bytes: number | null;
+    squashfs: { version: string; compressor: string; block_size: number; inode_count: number; bytes_used: number; mkfs_time: number } | null;
+    qcow2: { version: number; virtual_size: number; cluster_size: number; backing_file: boolean } | null;
+  } | null;
+  os_release: { id: string | null; name: string | null; version_id: string | null; version_codename: string | null; pretty_name: string | null } | null;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "InspectorOptions")]
+    pub type JsInspectorOptions;
+    #[wasm_bindgen(typescript_type = "Report")]
+    pub type JsReport;
+    #[wasm_bindgen(typescript_type = "Verdict | undefined")]
+    pub type JsVerdict;
+
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// Panics (bugs) go to the console before the module traps with a `WebAssembly.RuntimeError`.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| console_error(&format!("lxdimg: {info}"))));
+    });
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsOptions {
+    now: Option<f64>,
+    names: Option<Vec<Option<String>>>,
+    split_type: Option<String>,
+}
+
+fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
+    let js: JsOptions = match js.map(JsValue::from) {
+        Some(v) if !v.is_undefined() && !v.is_null() => serde_wasm_bindgen::from_value(v)
+            .map_err(|e| JsError::new(&format!("invalid Inspector options: {e}")))?,
+        _ => JsOptions::default(),
+    };
+    let now = match js.now {
+        None => None,
+        Some(t) if t.is_finite() && t.fract() == 0.0 && t.abs() < 9.0e15 => Some(t as i64),
+        Some(t) => {
+            return Err(JsError::new(&format!(
+                "invalid Inspector options: now must be whole Unix seconds, not {t}"
+            )))
+        }
+    };
+    let mut names = [None, None];
+    for (slot, name) in names.iter_mut().zip(js.names.unwrap_or_default()) {
+        *slot = name;
+    }
+    let split_type = match js.split_type.as_deref() {
+        None => None,
+        Some("container") => Some(ImageType::Container),
+        Some("virtual-machine") => Some(ImageType::VirtualMachine),
+        Some(other) => {
+            return Err(JsError::new(&format!(
+                "invalid Inspector options: splitType must be \"container\" or \"virtual-machine\", not {other:?}"
+            )))
+        }
+    };
+    Ok(Options {
+        now,
+        names,
+        split_type,
+    })
+}
+
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn finished() -> JsError {
+    JsError::new("this Inspector was already finished; create a new one")
+}
+
+/// Inspects one image, pushed in chunks of any size (see `www/README-api.md`).
+#[wasm_bindgen]
+pub struct Inspector {
+    core: Option<crate::Inspector>,
+}
+
+#[wasm_bindgen]
+impl Inspector {
+    /// `options`: see `InspectorOptions`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: Option<JsInspectorOptions>) -> Result<Inspector, JsError> {
+        install_panic_hook();
+        Ok(Inspector {
+            core: Some(crate::Inspector::new(self::options(options)?)),
+        })
+    }
+
+    fn core(&mut self) -> Result<&mut crate::Inspector, JsError> {
+        self.core.as_mut().ok_or_else(finished)
+    }
+
+    /// Feeds the next bytes of the current file (copied; the array can be reused).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.core()?.push(chunk);
+        Ok(())
+    }
+
+    /// Split images: ends the metadata file; later pushes are the rootfs file.
+    #[wasm_bindgen(js_name = startRootfs)]
+    pub fn start_rootfs(&mut self) -> Result<(), JsError> {
+        self.core()?
+            .start_rootfs()
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Split images, quick mode: ends the metadata file after reading only part of it.
+    #[wasm_bindgen(js_name = startRootfsEarly)]
+    pub fn start_rootfs_early(&mut self) -> Result<(), JsError> {
+        self.core()?
+            .start_rootfs_early()
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Ends the input; returns the report. The inspector cannot be used afterwards.
+    pub fn finish(&mut self) -> Result<JsReport, JsError> {
+        Ok(to_js(&self.take()?.finish())?.unchecked_into())
+    }
+
+    /// Ends the input without treating it as the end of the file (stop reading early, `--quick`):
+    /// no fingerprint, no truncation findings.
+    #[wasm_bindgen(js_name = finishEarly)]
+    pub fn finish_early(&mut self) -> Result<JsReport, JsError> {
+        Ok(to_js(&self.take()?.finish_early())?.unchecked_into())
+    }
+
+    /// Like `finish`, as the CLI's `--json` text (pretty-printed, for a download or a response).
+    #[wasm_bindgen(js_name = finishJson)]
+    pub fn finish_json(&mut self) -> Result<String, JsError> {
+        json(&self.take()?.finish())
+    }
+
+    /// Like `finishEarly`, as JSON text.
+    #[wasm_bindgen(js_name = finishEarlyJson)]
+    pub fn finish_early_json(&mut self) -> Result<String, JsError> {
+        json(&self.take()?.finish_early())
+    }
+
+    fn take(&mut self) -> Result<crate::Inspector, JsError> {
+        self.core.take().ok_or_else(finished)
+    }
+
+    /// Bytes pushed so far, over both files.
+    #[wasm_bindgen(getter, js_name = bytesConsumed)]
+    pub fn bytes_consumed(&self) -> f64 {
+        self.core.as_ref().map_or(0, |c| c.bytes_consumed()) as f64
+    }
+
+    /// Whether the lxd-5.0 verdict is known from the bytes pushed so far.
+    #[wasm_bindgen(getter, js_name = verdictKnown)]
+    pub fn verdict_known(&self) -> bool {
+        self.core.as_ref().is_some_and(|c| c.verdict_known())
+    }
+
+    /// The lxd-5.0 verdict so far: `undefined` until known (often long before the end).
+    #[wasm_bindgen(getter)]
+    pub fn verdict(&self) -> Result<JsVerdict, JsError> {
+        Ok(match self.core.as_ref().and_then(|c| c.verdict()) {
+            Some(v) => to_js(&v)?.unchecked_into(),
+            None => JsValue::UNDEFINED.unchecked_into(),
+        })
+    }
+
+    /// Whether the lxd-5.0 verdict needs no more bytes of the file being pushed.
+    #[wasm_bindgen(getter, js_name = currentFileSettled)]
+    pub fn current_file_settled(&self) -> bool {
+        self.core.as_ref().is_some_and(|c| c.current_file_settled())
+    }
+
+    /// Whether `finish`/`finishEarly` was called.
+    #[wasm_bindgen(getter)]
+    pub fn finished(&self) -> bool {
+        self.core.is_none()
+    }
+}
+
+fn json(report: &Report) -> Result<String, JsError> {
+    serde_json::to_string_pretty(report).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// LXD's fingerprint alone: streaming SHA-256 (of the metadata file, then the rootfs file).
+#[wasm_bindgen]
+pub struct Fingerprinter {
+    core: Option<crate::Fingerprinter>,
+}
+
+#[wasm_bindgen]
+impl Fingerprinter {
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Fingerprinter {
+        install_panic_hook();
+        Fingerprinter {
+            core: Some(crate::Fingerprinter::new()),
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.core
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Fingerprinter was already finished"))?
+            .push(chunk);
+        Ok(())
+    }
+
+    /// The fingerprint as 64 lowercase hex digits. The fingerprinter cannot be used afterwards.
+    pub fn finish(&mut self) -> Result<String, JsError> {
+        Ok(self
+            .core
+            .take()
+            .ok_or_else(|| JsError::new("this Fingerprinter was already finished"))?
+            .finish())
+    }
+}
+
+/// LXD's format detection on the first bytes of a file (263 are enough): `"gzip"`, `"bzip2"`,
+/// `"xz"`, `"lzma"`, `"zstd"`, `"tar"`, `"squashfs"`, `"qcow2"`, `"empty"` or `"unsupported"`.
+#[wasm_bindgen(js_name = detectFormat)]
+pub fn detect_format(head: &[u8]) -> String {
+    match detect_lxd(head) {
+        Detection::Format(f) => f.name().into(),
+        Detection::Empty => "empty".into(),
+        Detection::Unsupported => "unsupported".into(),
+    }
+}
+
+/// Of two files dropped together, which one (0 or 1) is the rootfs of a split image, by content:
+/// a squashfs/qcow2/vmdk file is the rootfs; else a file that is no tarball at all; else the larger
+/// one; on a tie, the second. `head0`/`head1`: each file's first bytes (512 are enough).
+#[wasm_bindgen(js_name = rootfsIndex)]
+pub fn rootfs_index(head0: &[u8], size0: f64, head1: &[u8], size1: f64) -> u32 {
+    fn rank(head: &[u8]) -> u8 {
+        match sniff(head) {
+            Some(Format::Squashfs | Format::Qcow2 | Format::Vmdk) => 2,
+            Some(_) => 0,
+            None => 1,
+        }
+    }
+    let (r0, r1) = (rank(head0), rank(head1));
+    if r0 != r1 {
+        return u32::from(r0 < r1);
+    }
+    u32::from(size0 <= size1)
+}
+
+/// The crate version (`Cargo.toml`).
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").into()
+}
+
+/// The size of the module's linear memory in bytes (it only grows).
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
+}
