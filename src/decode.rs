@@ -6,7 +6,7 @@
 //! command-line tool (`gzip`, `xz`, …) would use.
 
 use crate::detect::Format;
-use crate::limits::{DECODE_CHUNK, GZIP_HEADER_MAX, MAX_DECODER_WINDOW};
+use crate::limits::{DECODE_CHUNK, DECODE_PIECE, GZIP_HEADER_MAX, MAX_DECODER_WINDOW};
 use flate2::{Crc, Decompress, FlushDecompress, Status as FlateStatus};
 use lzma_rust2::{Action, LzmaStream, Status as LzStatus, XzStream};
 
@@ -36,6 +36,8 @@ pub struct Decoder {
     offset: u64,
     trailing: Option<Trailing>,
     failed: bool,
+    /// Input waiting to complete an aligned piece.
+    stage: Vec<u8>,
 }
 
 enum Codec {
@@ -79,6 +81,7 @@ impl Decoder {
             offset: 0,
             trailing: None,
             failed: false,
+            stage: Vec::new(),
         })
     }
 
@@ -103,7 +106,40 @@ impl Decoder {
     }
 
     /// Feeds compressed bytes. After an error the decoder ignores further input.
-    pub fn push(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+    pub fn push(&mut self, mut input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+        if self.failed {
+            return Ok(());
+        }
+        if matches!(self.codec, Codec::Plain) {
+            return self.push_piece(input, sink);
+        }
+        // Codecs always see the same sequence of calls (pieces aligned to absolute multiples of
+        // DECODE_PIECE), so output and error offsets never depend on the caller's chunking.
+        let piece = DECODE_PIECE as u64;
+        while !input.is_empty() {
+            let staged = self.stage.len() as u64;
+            let at = self.offset + staged;
+            let want = (piece - at % piece) as usize;
+            if staged == 0 && input.len() >= want {
+                self.push_piece(&input[..want], sink)?;
+                input = &input[want..];
+                continue;
+            }
+            let n = want.min(input.len());
+            self.stage.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if n == want {
+                let stage = std::mem::take(&mut self.stage);
+                let r = self.push_piece(&stage, sink);
+                self.stage = stage;
+                self.stage.clear();
+                r?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_piece(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
         if self.failed {
             return Ok(());
         }
@@ -159,6 +195,10 @@ impl Decoder {
 
     /// Signals the end of the compressed input: reports truncation.
     pub fn finish(&mut self, sink: Sink) -> Result<(), DecodeError> {
+        if !self.stage.is_empty() {
+            let stage = std::mem::take(&mut self.stage);
+            self.push_piece(&stage, sink)?;
+        }
         if self.failed || self.trailing.is_some() {
             return Ok(());
         }

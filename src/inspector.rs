@@ -533,6 +533,7 @@ impl Inspector {
         };
         let split = self.files.get(1).map(|r| SplitRootfs {
             head: r.head[..r.head.len().min(HEADER_LEN)].to_vec(),
+            client_check: self.opts.split_type.is_none(),
         });
         (walk, split)
     }

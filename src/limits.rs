@@ -49,6 +49,11 @@ pub const GZIP_HEADER_MAX: usize = 1 << 20;
 /// Size of the decoder output buffer handed to the tar walk.
 pub const DECODE_CHUNK: usize = 128 << 10;
 
+/// Compressed input reaches the decoders in pieces of this size, aligned to absolute offsets, so
+/// their output and error offsets do not depend on how the caller chunks its pushes. Divides
+/// [`VERDICT_GRANULE`].
+pub const DECODE_PIECE: usize = 16 << 10;
+
 /// Compressed input is fed to the decoders in pieces that never cross a multiple of this many
 /// bytes; `verdict_offset` is reported at this granularity, which keeps it independent of how the
 /// caller chunks its pushes.
@@ -56,3 +61,7 @@ pub const VERDICT_GRANULE: u64 = 64 << 10;
 
 /// Bytes of a split rootfs (or unified `rootfs.img`) kept to read squashfs/qcow2 headers.
 pub const ROOTFS_HEADER_KEEP: usize = 512;
+
+/// Nodes (after alias expansion) decoded from one `metadata.yaml` before giving up. yaml.v2 bounds
+/// alias expansion by ratio; this caps the absolute work as well.
+pub const YAML_NODES_MAX: u64 = 10_000_000;

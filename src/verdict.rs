@@ -148,6 +148,9 @@ pub struct LxdWalk {
 #[derive(Debug, Clone)]
 pub struct SplitRootfs {
     pub head: Vec<u8>,
+    /// Whether the `lxc` client's detection runs on it (it does unless the uploader names the
+    /// multipart part itself, as API clients and the edge worker do).
+    pub client_check: bool,
 }
 
 /// Decodes the `metadata.yaml` entries the way `target` would; the error is LXD's message.
@@ -200,7 +203,7 @@ pub fn evaluate(
         }
     };
     // The client checks a split rootfs before anything is uploaded.
-    if let Some(r) = split_rootfs {
+    if let Some(r) = split_rootfs.filter(|r| r.client_check) {
         match detect(&r.head) {
             Detection::Empty => return reject("EOF".into()),
             Detection::Unsupported => return reject("Unsupported compression".into()),

@@ -449,6 +449,20 @@ struct Decoder<'a> {
     dialect: Dialect,
     errors: Vec<String>,
     expanding: HashSet<usize>,
+    /// Nodes decoded so far, and those reached through an alias (yaml.v2's excessive-aliasing guard).
+    decoded: u64,
+    aliased: u64,
+}
+
+/// yaml.v2's `allowedAliasRatio`: generous for small documents, 10% for large ones.
+fn allowed_alias_ratio(decoded: u64) -> f64 {
+    if decoded <= 400_000 {
+        0.99
+    } else if decoded >= 4_000_000 {
+        0.10
+    } else {
+        0.99 - 0.89 * ((decoded - 400_000) as f64 / 3_600_000.0)
+    }
 }
 
 /// A fatal decode error (yaml.v2's `failf`).
@@ -512,6 +526,22 @@ impl<'a> Decoder<'a> {
 
     fn enter(&mut self, idx: usize) -> R<usize> {
         let target = self.deref(idx)?;
+        self.decoded += 1;
+        if target != idx {
+            self.aliased += 1;
+        }
+        if self.aliased > 100
+            && self.decoded > 1000
+            && self.aliased as f64 / self.decoded as f64 > allowed_alias_ratio(self.decoded)
+        {
+            return Err(Fatal("yaml: document contains excessive aliasing".into()));
+        }
+        if self.decoded > crate::limits::YAML_NODES_MAX {
+            return Err(Fatal(format!(
+                "yaml: lxdimg stops after decoding {} nodes",
+                crate::limits::YAML_NODES_MAX
+            )));
+        }
         if target != idx {
             if !self.expanding.insert(target) {
                 return Err(Fatal("yaml: anchor value contains itself".into()));
@@ -977,6 +1007,8 @@ pub fn decode_into(bytes: &[u8], out: &mut ImageMetadata, dialect: Dialect) -> R
         dialect,
         errors: Vec::new(),
         expanding: HashSet::new(),
+        decoded: 0,
+        aliased: 0,
     };
     match d.metadata(root, out) {
         Err(Fatal(msg)) => return Err(msg),

@@ -78,7 +78,14 @@ pub fn tar(members: &[Member], flavor: TarFlavor) -> Vec<u8> {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_mode(0o755);
                 h.set_size(0);
-                b.append_data(&mut h, p, &[][..]).unwrap();
+                // Like GNU tar, directory names end with a slash.
+                let name = format!("{}/", p.trim_end_matches('/'));
+                h.set_path(&name).unwrap();
+                if !h.path_bytes().ends_with(b"/") {
+                    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                }
+                h.set_cksum();
+                b.append(&h, &[][..]).unwrap();
             }
             Member::File(p, data) => {
                 h.set_entry_type(tar::EntryType::Regular);

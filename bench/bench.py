@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""lxdimg beside the reference tools, in one run: throughput ratios and peak RSS.
+
+Every command reads the same file; the best of N runs (default 3) is kept. Peak RSS comes from
+wait4() of each child. Targets are the ones in the core issue; a ratio that misses its target is
+marked, but the bench itself never fails (it measures, tests assert).
+"""
+import os, shutil, subprocess, sys, time
+
+D = "bench/data"
+LXDIMG = os.environ.get("LXDIMG", "target/release/lxdimg")
+RUNS = int(os.environ.get("RUNS", "3"))
+
+
+def run(cmd, stdin=None):
+    best, rss = None, 0
+    for _ in range(RUNS):
+        fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t
+        if stdin:
+            fin.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            sys.exit(f"bench: {' '.join(cmd)} exited {code}")
+        best = dt if best is None else min(best, dt)
+        rss = max(rss, ru.ru_maxrss)  # KiB
+    return best, rss
+
+
+def mb(n):
+    return n / 1e6
+
+
+rows = []
+
+
+def compare(label, path, ours, ref, target, higher_is_better=True):
+    size = os.path.getsize(path)
+    t_ours, rss_ours = run(ours)
+    t_ref, rss_ref = run(ref)
+    ratio = t_ref / t_ours  # >1: lxdimg faster
+    ok = ratio >= target if higher_is_better else (t_ours / t_ref) <= target
+    shown = ratio if higher_is_better else t_ours / t_ref
+    rows.append((label, f"{mb(size) / t_ours:8.1f} MB/s", f"{mb(size) / t_ref:8.1f} MB/s", f"{shown:5.2f}x",
+                 f"{'>=' if higher_is_better else '<='} {target}", "ok" if ok else "MISSED", f"{rss_ours / 1024:6.1f} MiB"))
+
+
+def main():
+    tar = f"{D}/debian.tar"
+    print(f"input: {tar} ({mb(os.path.getsize(tar)):.0f} MB uncompressed Debian bookworm rootfs image), best of {RUNS}")
+    compare("fingerprint 1 GiB vs openssl dgst -sha256", f"{D}/random-1g.bin",
+            [LXDIMG, "fingerprint", f"{D}/random-1g.bin"], ["openssl", "dgst", "-sha256", f"{D}/random-1g.bin"], 1.0)
+    for ext, tool, target in [("xz", ["xz", "-dc"], 0.8), ("gz", ["gzip", "-dc"], 1.5),
+                              ("zst", ["zstd", "-dcq"], 0.35), ("bz2", ["bzip2", "-dc"], 0.8)]:
+        f = f"{D}/debian.tar.{ext}"
+        compare(f"inspect .tar.{ext} vs {' '.join(tool)}", f, [LXDIMG, "inspect", "--json", f], tool + [f], target)
+    if shutil.which("lxc") and subprocess.run(["lxd", "waitready", "--timeout", "5"], capture_output=True).returncode == 0:
+        f = f"{D}/debian.tar.xz"
+        quick, _ = run([LXDIMG, "inspect", "--quick", "--json", f])
+        t = time.perf_counter()
+        out = subprocess.run(["timeout", "600", "lxc", "image", "import", f, "--alias", "lxdimg-bench"], capture_output=True, text=True)
+        t_lxd = time.perf_counter() - t
+        subprocess.run(["timeout", "120", "lxc", "image", "delete", "lxdimg-bench"], capture_output=True)
+        if out.returncode == 0:
+            rows.append(("inspect --quick .tar.xz vs lxc image import", f"{quick:8.2f} s", f"{t_lxd:8.2f} s",
+                         f"{quick / t_lxd:5.2f}x", "<= 1.0", "ok" if quick <= t_lxd else "MISSED", ""))
+    # Memory: 64 MiB plus the declared decoder window (xz -6: 8 MiB dictionary; zstd -1: 1 MiB window).
+    for f, window in [(f"{D}/debian.tar.xz", 8), (f"{D}/big-4g.tar.zst", 8), (f"{D}/debian.tar.gz", 0), (f"{D}/debian.tar.bz2", 1)]:
+        t, rss = run([LXDIMG, "inspect", "--json", f])
+        limit = 64 + window
+        size = os.path.getsize(f)
+        rows.append((f"peak RSS inspect {os.path.basename(f)} ({mb(size):.0f} MB)", f"{mb(size) / t:8.1f} MB/s", "", "",
+                     f"<= {limit} MiB", "ok" if rss / 1024 <= limit else "MISSED", f"{rss / 1024:6.1f} MiB"))
+    w = [max(len(r[i]) for r in rows) for i in range(7)]
+    head = ("measurement", "lxdimg", "reference", "ratio", "target", "", "lxdimg RSS")
+    w = [max(a, len(b)) for a, b in zip(w, head)]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
+
+
+main()
