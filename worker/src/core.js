@@ -2,35 +2,30 @@
  * The one place the worker touches the wasm core (`pkg/`, built from src/wasm.rs by
  * `wasm-pack build --target web`). API: www/README-api.md.
  *
- * The module is instantiated once per isolate from the compiled `WebAssembly.Module` that the
- * `.wasm` import gives (Workers cannot compile wasm from bytes at run time). A Rust panic traps
- * with a `WebAssembly.RuntimeError` and may leave the instance's memory inconsistent: the adapter
- * then marks the core poisoned, the request gets a 500, and the next inspection instantiates a
- * fresh copy of the glue module (see `load`).
+ * The module is instantiated once per isolate, lazily, from the compiled `WebAssembly.Module`
+ * that the `.wasm` import gives (Workers cannot compile wasm from bytes at run time); each
+ * inspection is a fresh `Inspector`.
+ *
+ * A Rust panic (a bug) traps with a `WebAssembly.RuntimeError`, which can leave the instance's
+ * shadow stack and heap inconsistent. wasm-bindgen's glue keeps its instance in module state and
+ * offers no way to swap it, so the adapter marks the core poisoned: that request gets a 500, and
+ * later inspections in the same isolate get a 503 ("retry") until the runtime replaces the
+ * isolate. Everything that does not inspect (URL-import answers, bytes, simplestreams, listing)
+ * keeps working.
  */
 import wasmModule from "../../pkg/lxdimg_bg.wasm";
 import * as glue from "../../pkg/lxdimg.js";
 
 let api = null;
 let poisoned = false;
-let generation = 0;
 
-/**
- * The wasm-bindgen glue keeps its instance in module state and `initSync` is a no-op once set, so
- * reinitialising after a trap needs a new instance behind the same glue: `__wbg_init`'s
- * `initSync` accepts a module only the first time. We therefore instantiate through the glue once,
- * and after a trap rebuild the instance by hand with the glue's own import object when the glue
- * exposes it; otherwise the isolate keeps failing fast with 500s until the runtime recycles it.
- */
 function load() {
-  if (api && !poisoned) return api;
+  if (poisoned) throw new CoreError("the inspection core crashed earlier in this isolate; retry the upload", 503);
   if (!api) {
     glue.initSync({ module: wasmModule });
     api = glue;
-    poisoned = false;
-    return api;
   }
-  throw new CoreError("the inspection core crashed earlier in this isolate; retry the request", 503);
+  return api;
 }
 
 /** An error of the core itself (a bug, or a trap), as opposed to a problem with the image. */
@@ -48,7 +43,7 @@ function guard(fn) {
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) {
       poisoned = true;
-      generation++;
+      console.error("lxdimg: the inspection core trapped; this isolate refuses inspections from now on:", e.message);
       throw new CoreError(`inspection core crashed: ${e.message}`);
     }
     throw e;

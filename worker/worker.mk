@@ -1,0 +1,60 @@
+# The edge worker (worker/): included by the root Makefile. Every install step is here and is
+# idempotent (quick when already done): npm packages (wrangler, miniflare), the wasm build of the core in pkg/ (wasm-pack), nginx for the benchmark.
+#
+#   make run-worker        wrangler dev on http://127.0.0.1:8080: the page (www/) + the API
+#   make test-worker       worker tests in workerd (Miniflare) + unit tests (part of `make test`)
+#   make test-worker-lxd   the real LXD 5.0.2 client against the worker over HTTPS (part of `make test`)
+#   make bench-worker      upload validation and URL-import answers (part of `make bench`)
+
+WORKER_DIR := worker
+WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
+export WRANGLER_SEND_METRICS := false
+
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-lxd run-worker bench-worker
+
+EXTRA_TESTS += test-worker test-worker-lxd
+EXTRA_BENCH += bench-worker
+
+$(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
+	cd $(WORKER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+worker-deps: $(WORKER_DIR)/node_modules/.package-lock.json
+
+# pkg/ (git-ignored) is the wasm-pack build of src/wasm.rs, shared with the page (www/www.mk's
+# wasm-pkg makes the same). Rebuilt only when a Rust source or the manifest is newer; wasm-pack
+# installs the matching wasm-bindgen-cli itself (cargo install, into its cache) the first time.
+worker-pkg:
+	@command -v wasm-pack >/dev/null || cargo install wasm-pack --quiet
+	@if [ ! -f pkg/lxdimg_bg.wasm ] || [ -n "$$(find src Cargo.toml Cargo.lock .cargo -newer pkg/lxdimg_bg.wasm -type f 2>/dev/null | head -1)" ]; then \
+	  echo "wasm-pack build --target web"; \
+	  wasm-pack --log-level warn build --target web --release --out-dir pkg . ; fi
+
+worker-build: worker-deps worker-pkg
+	cd $(WORKER_DIR) && ./node_modules/.bin/wrangler deploy --dry-run --outdir .build >/dev/null
+
+worker-images:
+	@bash $(WORKER_DIR)/test/make-images.sh $(WORKER_DIR)/test/out/images >/dev/null
+
+test-worker-unit: worker-deps
+	cd $(WORKER_DIR) && node --test test/unit.test.js
+
+test-worker: worker-build worker-images
+	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/unit.test.js test/worker.test.js
+
+test-worker-lxd: worker-build worker-images build lxd-setup
+	bash $(WORKER_DIR)/test/lxd-real.sh
+
+# The database and bucket live in worker/.wrangler/state; the upload token in worker/.dev.vars.
+run-worker: worker-deps worker-pkg
+	@cd $(WORKER_DIR) && if ! grep -qs '^UPLOAD_TOKEN=' .dev.vars; then \
+	  echo "UPLOAD_TOKEN=$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >> .dev.vars; fi
+	@cd $(WORKER_DIR) && ./node_modules/.bin/wrangler d1 migrations apply DB --local >/dev/null
+	@echo "lxdimg worker: http://127.0.0.1:8080/  (upload token: $$(sed -n 's/^UPLOAD_TOKEN=//p' $(WORKER_DIR)/.dev.vars), in worker/.dev.vars)"
+	@echo "  upload:  curl -H \"Authorization: Bearer TOKEN\" --data-binary @IMAGE 'http://127.0.0.1:8080/api/images?alias=NAME'"
+	cd $(WORKER_DIR) && ./node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 8080 --show-interactive-dev-session=false
+
+bench-worker: worker-build build
+	@command -v nginx >/dev/null || { (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx) >/tmp/lxdimg-apt-nginx.log 2>&1 || { tail -20 /tmp/lxdimg-apt-nginx.log; exit 1; }; }
+	@command -v wrk >/dev/null || { (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk) >/tmp/lxdimg-apt-wrk.log 2>&1 || { tail -20 /tmp/lxdimg-apt-wrk.log; exit 1; }; }
+	bash $(WORKER_DIR)/bench/run.sh
