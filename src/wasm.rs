@@ -170,6 +170,7 @@ fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
         now,
         names,
         split_type,
+        ..Options::default()
     })
 }
 

@@ -1,0 +1,212 @@
+// The browser benchmark (`make bench-www`, part of `make bench`): headless Chromium, one run, ratios
+// side by side.
+//
+//  1. Streaming SHA-256 of a 512 MiB buffer in 1 MiB chunks: lxdimg's Fingerprinter vs npm hash-wasm,
+//     and WebCrypto's one-shot digest (the ceiling: it cannot stream). Goals: ≥ 1.25× hash-wasm,
+//     ≥ 0.4× WebCrypto.
+//  2. Full inspection of a realistic Debian image given to the page (file picker → Web Worker →
+//     file.stream() → wasm) vs the native CLI on the same file. Goal: ≥ 0.7× the CLI's throughput.
+//     No main-thread long task over 50 ms meanwhile (PerformanceObserver "longtask").
+//  3. wasm memory after inspecting a 300 MB single-block .tar.xz (fresh worker). Goal: ≤ 128 MiB.
+//
+// The image: $BENCH_IMAGE, else the largest bench/data/*.tar.xz, else one built (once, cached in
+// target/www-bench/) from bench/data/rootfs (the core bench's debootstrapped Debian), else from /usr.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, renameSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { serve } from "../../www/serve.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const cli = path.join(repo, "target/release/lxdimg");
+const work = path.join(repo, "target/www-bench");
+mkdirSync(work, { recursive: true });
+const MiB = 1 << 20;
+const log = (...a) => console.log(...a);
+const sh = (cmd, opts = {}) => execFileSync("bash", ["-c", cmd], { stdio: ["ignore", "pipe", "inherit"], ...opts }).toString();
+
+function metadataYaml(dir) {
+  writeFileSync(path.join(dir, "metadata.yaml"), `architecture: amd64
+creation_date: 1704067200
+properties:
+  description: Debian bookworm amd64 (lxdimg bench)
+  os: debian
+  release: bookworm
+templates:
+  /etc/hostname:
+    when: [create, copy]
+    template: hostname.tpl
+`);
+  mkdirSync(path.join(dir, "templates"), { recursive: true });
+  writeFileSync(path.join(dir, "templates/hostname.tpl"), "{{ instance.name }}\n");
+}
+
+function benchImage() {
+  if (process.env.BENCH_IMAGE) return process.env.BENCH_IMAGE;
+  const data = path.join(repo, "bench/data");
+  const found = existsSync(data)
+    ? readdirSync(data).filter((f) => /\.tar\.xz$/.test(f)).map((f) => path.join(data, f))
+    : [];
+  if (found.length) return found.sort((a, b) => statSync(b).size - statSync(a).size)[0];
+  const out = path.join(work, "debian-bookworm.tar.xz");
+  if (existsSync(out)) return out;
+  const root = path.join(data, "rootfs");
+  const src = existsSync(path.join(root, "etc")) ? root : "/usr";
+  log(`building ${path.relative(repo, out)} from ${src} (once; xz -6, a minute or two)…`);
+  const meta = path.join(work, "meta");
+  mkdirSync(meta, { recursive: true });
+  metadataYaml(meta);
+  sh(`tar --numeric-owner --sort=name -cf - -C ${meta} metadata.yaml templates ` +
+     `--transform 's,^\\.,rootfs,' -C ${src} . 2>/dev/null | xz -T2 -6 > ${out}.tmp`);
+  renameSync(`${out}.tmp`, out);
+  return out;
+}
+
+function bigSingleBlockXz() {
+  const out = path.join(work, "random-300M.tar.xz");
+  if (existsSync(out)) return out;
+  log("building target/www-bench/random-300M.tar.xz (single-block xz of 300 MB of random data)…");
+  const d = path.join(work, "big");
+  mkdirSync(path.join(d, "rootfs"), { recursive: true });
+  metadataYaml(d);
+  sh(`head -c ${300 * 1000 * 1000} /dev/urandom > ${d}/rootfs/random.bin`);
+  // xz -T1 writes one block for the whole stream; -0 keeps the build quick (random data does not
+  // compress anyway, so the file stays ~300 MB).
+  sh(`tar --numeric-owner -cf - -C ${d} metadata.yaml templates rootfs | xz -T1 -0 > ${out}.tmp && rm -rf ${d}`);
+  renameSync(`${out}.tmp`, out);
+  return out;
+}
+
+function nativeSeconds(file, runs = 3) {
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cli, ["inspect", "--json", file], { stdio: ["ignore", "ignore", "inherit"] });
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.status !== 0 && r.status !== 1) throw new Error(`lxdimg inspect failed: ${r.status}`);
+    best = Math.min(best, s);
+  }
+  return best;
+}
+
+const image = benchImage();
+const big = bigSingleBlockXz();
+const imageSize = statSync(image).size;
+
+const server = await serve({ port: 0, mounts: { "/pkg/": path.join(repo, "pkg"), "/nm/": path.join(here, "node_modules") } });
+const base = `http://127.0.0.1:${server.address().port}/`;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync"],
+});
+const context = await browser.newContext();
+const page = await context.newPage();
+await page.goto(base);
+await page.waitForFunction(() => document.getElementById("version").textContent !== "");
+
+// ---- 1. SHA-256 ---------------------------------------------------------------------------------
+log("\n== streaming SHA-256, 512 MiB in 1 MiB chunks (Chromium, best of 3) ==");
+const sha = await page.evaluate(async () => {
+  const MiB = 1 << 20;
+  const lx = await import("/pkg/lxdimg.js");
+  await lx.default();
+  const { createSHA256 } = await import("/nm/hash-wasm/dist/index.esm.js");
+  const buf = new Uint8Array(512 * MiB);
+  const block = new Uint8Array(MiB);
+  for (let i = 0; i < MiB; i += 65536) crypto.getRandomValues(block.subarray(i, i + 65536));
+  for (let i = 0; i < 512; i++) buf.set(block, i * MiB);
+  block[0] ^= 1; // not every MiB identical in content position
+  buf.set(block, 0);
+  const runs = {
+    lxdimg: () => {
+      const fp = new lx.Fingerprinter();
+      for (let i = 0; i < 512; i++) fp.push(buf.subarray(i * MiB, (i + 1) * MiB));
+      return fp.finish();
+    },
+    "hash-wasm": async () => {
+      const h = await createSHA256();
+      h.init();
+      for (let i = 0; i < 512; i++) h.update(buf.subarray(i * MiB, (i + 1) * MiB));
+      return h.digest("hex");
+    },
+    webcrypto: async () => {
+      const d = new Uint8Array(await crypto.subtle.digest("SHA-256", buf));
+      return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+    },
+  };
+  const out = {};
+  for (const [name, fn] of Object.entries(runs)) {
+    let best = Infinity;
+    let digest;
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      digest = await fn();
+      best = Math.min(best, performance.now() - t0);
+    }
+    out[name] = { ms: best, digest };
+  }
+  return out;
+});
+const digests = new Set(Object.values(sha).map((x) => x.digest));
+if (digests.size !== 1) throw new Error(`SHA-256 digests differ: ${JSON.stringify(sha)}`);
+const mbs = (ms, bytes = 512 * MiB) => bytes / MiB / (ms / 1000);
+const row = (name, v, extra = "") => log(`  ${name.padEnd(12)} ${v.toFixed(0).padStart(6)} MiB/s ${extra}`);
+row("lxdimg", mbs(sha.lxdimg.ms));
+row("hash-wasm", mbs(sha["hash-wasm"].ms));
+row("WebCrypto", mbs(sha.webcrypto.ms), "(one shot, cannot stream)");
+const rHash = sha["hash-wasm"].ms / sha.lxdimg.ms;
+const rCrypto = sha.webcrypto.ms / sha.lxdimg.ms;
+log(`  lxdimg / hash-wasm = ${rHash.toFixed(2)}x (goal >= 1.25)   lxdimg / WebCrypto = ${rCrypto.toFixed(2)}x (goal >= 0.40)`);
+
+// ---- 2. full inspection: page vs CLI ------------------------------------------------------------
+async function inspectOnPage(file) {
+  await page.evaluate(() => (window.lxdimg.longTasks = []));
+  const t0 = Date.now();
+  await page.setInputFiles("#picker", file);
+  await page.waitForFunction(() => document.body.dataset.state === "done" || document.body.dataset.state === "error",
+    null, { timeout: 600_000, polling: 200 });
+  const wall = (Date.now() - t0) / 1000;
+  const r = await page.evaluate(() => ({ state: document.body.dataset.state, error: document.getElementById("error").textContent,
+    run: window.lxdimg.lastRun, longTasks: window.lxdimg.longTasks, fp: window.lxdimg.lastReport?.fingerprint }));
+  if (r.state !== "done") throw new Error(`the page failed: ${r.error}`);
+  return { ...r, wall };
+}
+
+log(`\n== full inspection of ${path.relative(repo, image)} (${(imageSize / MiB).toFixed(0)} MiB) ==`);
+const native = nativeSeconds(image);
+const nativeReport = JSON.parse(execFileSync(cli, ["inspect", "--json", image]).toString());
+let web = null;
+for (let i = 0; i < 2; i++) {
+  const w = await inspectOnPage(image);
+  if (!web || w.run.ms < web.run.ms) web = w;
+}
+if (web.fp !== nativeReport.fingerprint) throw new Error("page and CLI fingerprints differ");
+const webS = web.run.ms / 1000;
+const maxLong = Math.max(0, ...web.longTasks.map((t) => t.ms));
+log(`  native CLI   ${(imageSize / MiB / native).toFixed(0).padStart(6)} MiB/s  (${native.toFixed(2)} s)`);
+log(`  page (wasm)  ${(imageSize / MiB / webS).toFixed(0).padStart(6)} MiB/s  (${webS.toFixed(2)} s in the worker, ${web.wall.toFixed(2)} s drop-to-result)`);
+log(`  page / CLI = ${(native / webS).toFixed(2)}x (goal >= 0.70)`);
+log(`  main-thread long tasks during inspection: ${web.longTasks.length}, longest ${maxLong.toFixed(0)} ms (goal: none over 50 ms)`);
+log(`  lxd-5.0 verdict known after ${nativeReport.verdict_offset} bytes of ${imageSize}`);
+
+// ---- 3. memory after a 300 MB single-block .tar.xz ----------------------------------------------
+await page.reload(); // a fresh worker and wasm instance
+await page.waitForFunction(() => document.getElementById("version").textContent !== "");
+const bigSize = statSync(big).size;
+log(`\n== wasm memory after ${path.relative(repo, big)} (${(bigSize / 1e6).toFixed(0)} MB, single xz block) ==`);
+const m = await inspectOnPage(big);
+const bigNative = nativeSeconds(big, 1);
+log(`  wasm linear memory after: ${(m.run.memory / MiB).toFixed(1)} MiB (goal <= 128 MiB)`);
+log(`  throughput: page ${(bigSize / MiB / (m.run.ms / 1000)).toFixed(0)} MiB/s, CLI ${(bigSize / MiB / bigNative).toFixed(0)} MiB/s;` +
+    ` long tasks: ${m.longTasks.length}, longest ${Math.max(0, ...m.longTasks.map((t) => t.ms)).toFixed(0)} ms`);
+
+log("\n== summary ==");
+const ok = (b) => (b ? "ok  " : "MISS");
+log(`${ok(rHash >= 1.25)} SHA-256 lxdimg/hash-wasm ${rHash.toFixed(2)}x   ${ok(rCrypto >= 0.4)} lxdimg/WebCrypto ${rCrypto.toFixed(2)}x`);
+log(`${ok(native / webS >= 0.7)} inspection page/CLI ${(native / webS).toFixed(2)}x   ${ok(maxLong <= 50 && Math.max(0, ...m.longTasks.map((t) => t.ms)) <= 50)} long tasks <= 50 ms   ${ok(m.run.memory <= 128 * MiB)} memory ${(m.run.memory / MiB).toFixed(0)} MiB`);
+
+await browser.close();
+server.close();

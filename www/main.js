@@ -1,0 +1,448 @@
+// The page: drop zone, file picker, URL box, progress, and the rendering of the Report.
+// It never touches the wasm itself: worker.js reads the files and runs the core (see its header
+// for the messages). Cancel terminates the worker.
+
+const $ = (id) => document.getElementById(id);
+
+const TARGETS = [
+  ["lxd-5.0", "LXD 5.0 (5.0.2, Debian 12)"],
+  ["lxd-5.21", "LXD 5.21"],
+  ["lxd-6", "LXD 6"],
+  ["incus-6", "Incus 6"],
+  ["incus-7", "Incus 7"],
+];
+
+/** h("p", {class: "x"}, "text", child…): a DOM element; text is never parsed as HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "?";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${units[i]}`;
+}
+
+function duration(s) {
+  if (!isFinite(s)) return "?";
+  if (s < 1) return "< 1 s";
+  if (s < 90) return `${Math.round(s)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** Quotes a word for a POSIX shell when it needs it. */
+function shq(s) {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+// ---- the worker -------------------------------------------------------------------------------
+
+let worker = null;
+let job = null; // {id, names, total, t0, done, speed, lastT, lastDone}
+let nextId = 1;
+let version = "";
+
+function startWorker() {
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = (e) => onWorkerMessage(e.data);
+  worker.onerror = (e) => {
+    e.preventDefault?.();
+    fail(`The inspection worker failed: ${e.message || "it could not be loaded"}`);
+  };
+}
+
+function onWorkerMessage(m) {
+  if (m.type === "ready") {
+    version = m.version;
+    $("version").textContent = m.version;
+    return;
+  }
+  if (m.type === "error" && m.id === null) return fail(m.message); // the worker could not start
+  if (!job || m.id !== job.id) return;
+  switch (m.type) {
+    case "start":
+      job.names = m.names;
+      job.total = m.total;
+      job.split = m.split;
+      $("progress-name").textContent = m.names.join(" + ");
+      break;
+    case "progress":
+      progress(m.done, m.total);
+      break;
+    case "verdict":
+      earlyVerdict(m.verdict);
+      break;
+    case "done":
+      finished(m);
+      break;
+    case "error":
+      fail(m.message);
+      break;
+  }
+}
+
+function inspect(sources) {
+  if (job) cancel(false);
+  hideError();
+  $("copied").textContent = "";
+  $("result").hidden = true;
+  $("early").hidden = true;
+  $("early").replaceChildren();
+  $("progress").hidden = false;
+  $("bar").value = 0;
+  $("bar").removeAttribute("max");
+  $("progress-text").textContent = "Starting…";
+  $("progress-name").textContent = sources.map((s) => (s.kind === "file" ? s.file.name : s.url)).join(" + ");
+  job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0 };
+  document.body.dataset.state = "reading";
+  window.lxdimg.longTasks = [];
+  worker.postMessage({ type: "inspect", id: job.id, sources, now: Math.floor(Date.now() / 1000) });
+  $("cancel").focus();
+}
+
+function cancel(show = true) {
+  worker.terminate();
+  startWorker();
+  job = null;
+  $("progress").hidden = true;
+  if (show) {
+    const early = $("early");
+    early.replaceChildren(h("p", { class: "notice" }, "Cancelled — nothing more is read. Choose another image."));
+    early.hidden = false;
+    document.body.dataset.state = "cancelled";
+    $("picker").focus();
+  }
+}
+
+function progress(done, total) {
+  const t = performance.now();
+  job.done = done;
+  const dt = (t - job.lastT) / 1000;
+  if (dt > 0.05) {
+    const inst = (done - job.lastDone) / dt;
+    job.speed = job.speed ? 0.7 * job.speed + 0.3 * inst : inst;
+    job.lastT = t;
+    job.lastDone = done;
+  }
+  const parts = [total ? `${bytes(done)} of ${bytes(total)}` : `${bytes(done)}`];
+  if (job.speed) parts.push(`${bytes(job.speed)}/s`);
+  if (total && job.speed) parts.push(`about ${duration((total - done) / job.speed)} left`);
+  $("progress-text").textContent = parts.join(" · ");
+  if (total) {
+    $("bar").max = total;
+    $("bar").value = done;
+  }
+}
+
+function verdictLine(v) {
+  return v.accepted
+    ? h("p", { class: "ok" }, h("span", { "aria-hidden": "true" }, "✓ "), "LXD 5.0 will accept this image.")
+    : h("p", { class: "bad" }, h("span", { "aria-hidden": "true" }, "✗ "), "LXD 5.0 will refuse this image: ", h("q", {}, `Error: ${v.error}`));
+}
+
+function earlyVerdict(v) {
+  const early = $("early");
+  early.replaceChildren(
+    h("div", { class: `banner ${v.accepted ? "ok" : "bad"}`, id: "early-verdict" }, verdictLine(v),
+      h("p", { class: "hint" }, "Known from the first bytes; still reading the rest for the fingerprint and the other versions…")),
+  );
+  early.hidden = false;
+}
+
+function fail(message) {
+  if (job) {
+    worker.terminate();
+    startWorker();
+  }
+  job = null;
+  $("progress").hidden = true;
+  $("early").hidden = true;
+  const e = $("error");
+  e.textContent = message;
+  e.hidden = false;
+  document.body.dataset.state = "error";
+}
+
+function hideError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+// ---- rendering the report ---------------------------------------------------------------------
+
+let lastReport = null;
+
+function finished(m) {
+  const names = job.names;
+  job = null;
+  lastReport = m.report;
+  window.lxdimg.lastReport = m.report;
+  window.lxdimg.lastRun = { ms: m.ms, bytes: m.bytes, memory: m.memory };
+  $("progress").hidden = true;
+  $("early").hidden = true;
+  render(m.report, names, m);
+  $("result").hidden = false;
+  document.body.dataset.state = "done";
+  $("result-title").setAttribute("tabindex", "-1");
+  $("result-title").focus();
+}
+
+function render(r, names, m) {
+  const v50 = r.verdicts["lxd-5.0"];
+  const summary = [r.format === "split" ? "split image" : "unified image", r.type, r.architecture].filter(Boolean).join(" · ");
+  $("verdict-banner").className = `banner ${v50.accepted ? "ok" : "bad"}`;
+  $("verdict-banner").replaceChildren(verdictLine(v50), h("p", { class: "hint" }, summary));
+
+  $("verdicts").tBodies[0].replaceChildren(
+    ...TARGETS.map(([key, label]) => {
+      const v = r.verdicts[key];
+      return h(
+        "tr",
+        { class: v.accepted ? "ok" : "bad" },
+        h("th", { scope: "row" }, label),
+        h("td", {}, v.accepted ? "✓ accepted" : "✗ refused"),
+        h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : "—"),
+      );
+    }),
+  );
+
+  $("fp").textContent = r.fingerprint ?? "(not computed)";
+  $("fp-short").textContent = r.short_fingerprint ?? "";
+  const cmd = ["lxc", "image", "import", ...names.map(shq)].join(" ");
+  $("import-cmd").textContent = cmd;
+  $("import-note").textContent = v50.accepted
+    ? "Import it with (on the LXD host, from the folder that holds the file):"
+    : "This command will fail on LXD 5.0 with the error above:";
+
+  $("info").textContent = infoText(r);
+
+  const tb = $("templates").tBodies[0];
+  tb.replaceChildren();
+  r.templates.forEach((t, i) => {
+    const textId = `tpl-text-${i}`;
+    const btn = t.text !== null
+      ? h("button", { type: "button", class: "small", "aria-expanded": "false", "aria-controls": textId,
+          "aria-label": `Show the text of ${t.template}` }, "Show text")
+      : h("span", { class: "hint" }, "—");
+    const row = h(
+      "tr",
+      { class: t.present ? "" : "bad" },
+      h("td", {}, h("code", {}, t.path)),
+      h("td", {}, t.when.join(", ") || "—"),
+      h("td", {}, h("code", {}, t.template)),
+      h("td", {}, t.present ? "✓ yes" : "✗ missing"),
+      h("td", {}, t.create_only ? "yes" : "no"),
+      h("td", {}, Object.entries(t.properties).map(([k, v]) => h("div", {}, h("code", {}, `${k}=${v}`)))),
+      h("td", {}, btn),
+    );
+    const textRow = h(
+      "tr",
+      { class: "tpl-text", id: textId, hidden: true },
+      h("td", { colspan: "7" },
+        h("pre", { tabindex: "0", "aria-label": `Text of ${t.template}` }, t.text ?? ""),
+        t.text_truncated ? h("p", { class: "hint" }, `(first 64 KiB of ${bytes(t.size)})`) : null),
+    );
+    if (t.text !== null) {
+      btn.addEventListener("click", () => {
+        const open = textRow.hidden;
+        textRow.hidden = !open;
+        btn.setAttribute("aria-expanded", String(open));
+        btn.textContent = open ? "Hide text" : "Show text";
+      });
+    }
+    tb.append(row, textRow);
+  });
+  $("no-templates").hidden = r.templates.length > 0;
+  $("templates").closest(".table-wrap").hidden = r.templates.length === 0;
+
+  const groups = [["error", "Errors"], ["warning", "Warnings"], ["info", "Notes"]];
+  const f = $("findings");
+  f.replaceChildren();
+  for (const [sev, title] of groups) {
+    const list = r.findings.filter((x) => x.severity === sev);
+    if (!list.length) continue;
+    f.append(
+      h("section", { class: `findings ${sev}`, "aria-label": `${title} (${list.length})` },
+        h("h3", {}, `${title} (${list.length})`),
+        h("ul", {}, list.map((x) => h("li", {},
+          h("code", { class: "code" }, x.code), " ", x.message,
+          where(x) ? h("span", { class: "where" }, ` — ${where(x)}`) : null)))),
+    );
+  }
+  if (!r.findings.length) {
+    f.append(v50.accepted ? h("p", { class: "ok" }, "No findings.") : h("p", {}, "No other findings than the verdict above."));
+  }
+
+  $("files").tBodies[0].replaceChildren(
+    ...r.files.map((x) => h("tr", {},
+      h("td", {}, x.role), h("td", {}, x.name ?? "—"), h("td", {}, x.compression),
+      h("td", {}, bytes(x.size)), h("td", {}, x.decoded_size === null ? "—" : bytes(x.decoded_size)),
+      h("td", {}, h("code", { class: "long" }, x.sha256 ?? "—")))),
+  );
+  $("rootfs-summary").textContent = rootfsText(r);
+  const rate = m.ms > 0 ? ` (${bytes(Math.round(m.bytes / (m.ms / 1000)))}/s)` : "";
+  $("timing").textContent = `Read ${bytes(m.bytes)} in ${(m.ms / 1000).toFixed(2)} s${rate}` +
+    (r.verdict_offset !== null ? `; the LXD 5.0 verdict was known after ${bytes(r.verdict_offset)}.` : ".");
+}
+
+function where(x) {
+  const w = [];
+  if (x.file) w.push(`${x.file} file`);
+  if (x.entry) w.push(`entry ${x.entry}`);
+  if (x.offset !== null) w.push(`offset ${x.offset}`);
+  return w.join(", ");
+}
+
+/** "2016-03-15T11:10:00Z" → "2016/03/15 11:10 UTC", as lxc image info prints times. */
+function lxcTime(s) {
+  const m = s && /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)/.exec(s);
+  return m ? `${m[1]}/${m[2]}/${m[3]} ${m[4]}:${m[5]} UTC` : s ?? "?";
+}
+
+function infoText(r) {
+  const size = r.files.reduce((n, f) => n + f.size, 0);
+  const md = r.metadata;
+  const lines = [
+    `Fingerprint: ${r.fingerprint ?? "?"}`,
+    `Size: ${(size / 1048576).toFixed(2)}MiB`,
+    `Architecture: ${r.architecture ?? (md ? `${md.architecture} (not known to LXD)` : "?")}`,
+    `Type: ${r.type ?? "?"}`,
+    `Public: no`,
+    `Timestamps:`,
+    `    Created: ${md ? lxcTime(md.created) : "?"}`,
+    `    Uploaded: (when imported)`,
+    `    Expires: ${md ? (md.expiry_date ? lxcTime(md.expires) : "never") : "?"}`,
+    `    Last used: never`,
+    `Properties:`,
+    ...Object.entries(md?.properties ?? {}).map(([k, v]) => `    ${k}: ${v}`),
+  ];
+  if (r.os_release?.pretty_name) lines.push(`Rootfs os-release: ${r.os_release.pretty_name}`);
+  return lines.join("\n");
+}
+
+function rootfsText(r) {
+  const x = r.rootfs;
+  if (!x) return "";
+  const parts = [`Rootfs: ${x.format}`];
+  if (x.entries !== null) parts.push(`${x.entries} entries, ${bytes(x.bytes)} of file data`);
+  if (x.squashfs) parts.push(`squashfs ${x.squashfs.version}, ${x.squashfs.compressor}, ${x.squashfs.inode_count} inodes`);
+  if (x.qcow2) parts.push(`qcow2 v${x.qcow2.version}, virtual size ${bytes(x.qcow2.virtual_size)}`);
+  if (r.os_release?.pretty_name) parts.push(r.os_release.pretty_name);
+  return parts.join(" · ");
+}
+
+// ---- input: drop, picker, URL --------------------------------------------------------------------
+
+function fromFiles(list) {
+  const files = [...list];
+  if (!files.length) return fail("Nothing to read: drop files, not folders or links.");
+  if (files.length > 2) return fail(`${files.length} files given: give one file (a unified image) or two (the metadata and rootfs files of a split image).`);
+  inspect(files.map((file) => ({ kind: "file", file })));
+}
+
+let dragDepth = 0;
+const overlay = () => $("drop-overlay");
+const hasFiles = (e) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+window.addEventListener("dragenter", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  overlay().hidden = false;
+});
+window.addEventListener("dragover", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = "copy";
+});
+window.addEventListener("dragleave", () => {
+  if (--dragDepth <= 0) {
+    dragDepth = 0;
+    overlay().hidden = true;
+  }
+});
+window.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  overlay().hidden = true;
+  if (e.dataTransfer) fromFiles(e.dataTransfer.files);
+});
+
+function setup() {
+  window.lxdimg = { lastReport: null, lastRun: null, longTasks: [] };
+  document.body.dataset.state = "idle";
+  startWorker();
+  $("picker").addEventListener("change", (e) => {
+    const files = e.target.files;
+    if (files.length) fromFiles(files);
+    e.target.value = "";
+  });
+  $("url-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const urls = [$("url").value.trim(), $("url2").value.trim()].filter(Boolean);
+    if (!urls.length) return fail("Type the address of an image first.");
+    for (const u of urls) {
+      let p;
+      try {
+        p = new URL(u, location.href);
+      } catch {
+        return fail(`Not a URL: ${u}`);
+      }
+      if (!/^https?:$/.test(p.protocol)) return fail(`Only http and https addresses can be fetched: ${u}`);
+    }
+    inspect(urls.map((u) => ({ kind: "url", url: new URL(u, location.href).href })));
+  });
+  $("cancel").addEventListener("click", () => cancel(true));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && job) cancel(true);
+  });
+  for (const b of document.querySelectorAll("button.copy")) {
+    b.addEventListener("click", () => copy($(b.dataset.copy).textContent));
+  }
+  $("download").addEventListener("click", () => {
+    if (!lastReport) return;
+    const blob = new Blob([JSON.stringify(lastReport, null, 2) + "\n"], { type: "application/json" });
+    const a = h("a", { href: URL.createObjectURL(blob), download: `${(lastReport.files[0]?.name ?? "image").replace(/[\\/]/g, "_")}.lxdimg.json` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  });
+  if ("PerformanceObserver" in window && PerformanceObserver.supportedEntryTypes?.includes("longtask")) {
+    new PerformanceObserver((list) => {
+      for (const t of list.getEntries()) window.lxdimg.longTasks.push({ start: t.startTime, ms: t.duration });
+    }).observe({ type: "longtask" });
+  }
+  if ("serviceWorker" in navigator && location.protocol !== "file:") {
+    navigator.serviceWorker.register("sw.js").catch(() => {});
+  }
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const t = h("textarea", { class: "sr" });
+    t.value = text;
+    document.body.append(t);
+    t.select();
+    document.execCommand("copy");
+    t.remove();
+  }
+  $("copied").textContent = `Copied: ${text.length > 40 ? text.slice(0, 40) + "…" : text}`;
+}
+
+setup();

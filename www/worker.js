@@ -1,0 +1,147 @@
+// The Web Worker that runs the lxdimg core (pkg/, WebAssembly) so the page never freezes.
+//
+// Messages, page → worker:
+//   {type: "inspect", id, sources: [{kind: "file", file: File} | {kind: "url", url}], now}
+//     One source: a unified image. Two: a split image, in any order (told apart by content).
+// Worker → page:
+//   {type: "ready", version}                        the wasm is initialised
+//   {type: "start", id, names, total, split}        total: bytes (null if a URL gives no length)
+//   {type: "progress", id, done, total}             at most every 100 ms
+//   {type: "verdict", id, verdict}                  the lxd-5.0 verdict, as soon as it is known
+//   {type: "done", id, report, ms, bytes, memory}   the Report (as the CLI's --json), elapsed ms,
+//                                                   bytes read, wasm memory size afterwards
+//   {type: "error", id, message}                    a message to show as is
+// Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
+
+import init, { Inspector, rootfsIndex, version, memoryBytes } from "./pkg/lxdimg.js";
+
+const ready = init().then(
+  () => postMessage({ type: "ready", version: version() }),
+  (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}` }),
+);
+
+const PROGRESS_EVERY_MS = 100;
+const HEAD = 512;
+
+class UserError extends Error {}
+
+/** Opens a source: name, size (or null), and a reader whose first bytes are already buffered. */
+async function open(src) {
+  let name, size, reader;
+  if (src.kind === "file") {
+    name = src.file.name || "image";
+    size = src.file.size;
+    reader = src.file.stream().getReader();
+  } else {
+    let resp;
+    try {
+      resp = await fetch(src.url, { mode: "cors", credentials: "omit", cache: "no-store" });
+    } catch (e) {
+      throw new UserError(
+        `Could not fetch ${src.url}: the request failed before any answer. Either the server is ` +
+          `unreachable, or it does not allow cross-origin requests (CORS: no Access-Control-Allow-Origin ` +
+          `header). Download the file and drop it here instead.`,
+      );
+    }
+    if (!resp.ok) {
+      throw new UserError(`Could not fetch ${src.url}: the server answered HTTP ${resp.status} ${resp.statusText}`.trim());
+    }
+    if (!resp.body) throw new UserError(`Could not fetch ${src.url}: the answer has no body`);
+    const len = resp.headers.get("content-length");
+    const encoded = resp.headers.get("content-encoding");
+    size = len !== null && !encoded ? Number(len) : null;
+    const path = new URL(resp.url || src.url).pathname;
+    name = decodeURIComponent(path.slice(path.lastIndexOf("/") + 1)) || "image";
+    reader = resp.body.getReader();
+  }
+  // Buffer the first bytes: they tell a metadata tarball from a rootfs.
+  const pending = [];
+  let have = 0;
+  let ended = false;
+  while (have < HEAD) {
+    const { done, value } = await reader.read();
+    if (done) {
+      ended = true;
+      break;
+    }
+    if (value.length) {
+      pending.push(value);
+      have += value.length;
+    }
+  }
+  const head = new Uint8Array(Math.min(have, HEAD));
+  let at = 0;
+  for (const c of pending) {
+    if (at >= head.length) break;
+    const n = Math.min(c.length, head.length - at);
+    head.set(c.subarray(0, n), at);
+    at += n;
+  }
+  return { name, size, reader, pending, ended, head };
+}
+
+async function* chunks(s) {
+  yield* s.pending;
+  s.pending = [];
+  if (s.ended) return;
+  for (;;) {
+    const { done, value } = await s.reader.read();
+    if (done) return;
+    yield value;
+  }
+}
+
+async function inspect({ id, sources, now }) {
+  await ready;
+  if (sources.length < 1 || sources.length > 2) {
+    throw new UserError("Give one file (a unified image) or two (the metadata and rootfs files of a split image).");
+  }
+  let files = await Promise.all(sources.map(open));
+  if (files.length === 2) {
+    const [a, b] = files;
+    const r = rootfsIndex(a.head, a.size ?? 0, b.head, b.size ?? 0);
+    if (r === 0) files = [b, a];
+  }
+  const names = files.map((f) => f.name);
+  const total = files.every((f) => f.size !== null) ? files.reduce((n, f) => n + f.size, 0) : null;
+  postMessage({ type: "start", id, names, total, split: files.length === 2 });
+
+  const insp = new Inspector({ now, names: [names[0], names[1] ?? null] });
+  const t0 = performance.now();
+  let done = 0;
+  let last = t0;
+  let verdictSent = false;
+  try {
+    for (const [i, f] of files.entries()) {
+      if (i === 1) insp.startRootfs();
+      for await (const chunk of chunks(f)) {
+        insp.push(chunk);
+        done += chunk.length;
+        if (!verdictSent && insp.verdictKnown) {
+          verdictSent = true;
+          postMessage({ type: "verdict", id, verdict: insp.verdict });
+        }
+        const t = performance.now();
+        if (t - last >= PROGRESS_EVERY_MS) {
+          last = t;
+          postMessage({ type: "progress", id, done, total });
+        }
+      }
+    }
+    const report = insp.finish();
+    const ms = performance.now() - t0;
+    postMessage({ type: "done", id, report, ms, bytes: done, memory: memoryBytes() });
+  } finally {
+    insp.free();
+  }
+}
+
+onmessage = (e) => {
+  const msg = e.data;
+  if (msg.type === "inspect") {
+    inspect(msg).catch((err) => {
+      const message = err instanceof UserError ? err.message : `Inspection failed: ${err && err.message ? err.message : err}`;
+      postMessage({ type: "error", id: msg.id, message });
+    });
+  }
+};
