@@ -8,7 +8,7 @@
  * architecture header is a person with a browser: it gets a small page instead.
  */
 import { clientArchitectures } from "./arch.js";
-import { aliasTargets, getImage } from "./db.js";
+import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
 import { escapeHtml, publicOrigin, text } from "./http.js";
 import { FINGERPRINT } from "./names.js";
 
@@ -35,14 +35,14 @@ export async function handleAnswer(request, env, name) {
 
   let chosen = null;
   if (fp) {
-    const img = await getImage(env.DB, fp);
+    const img = await getImageCached(env.DB, fp);
     if (!img) return text(404, `No image with fingerprint ${fp}`, { vary: VARY });
     if (!client.archs.includes(img.architecture)) {
       return text(404, `Image ${fp} is for ${img.architecture}; the client runs ${client.archs.join(", ")}`, { vary: VARY });
     }
     chosen = { architecture: img.architecture, fingerprint: fp, format: img.format };
   } else {
-    const targets = await aliasTargets(env.DB, name);
+    const targets = await aliasTargetsCached(env.DB, name);
     if (targets.length === 0) return text(404, `No image with alias "${name}"`, { vary: VARY });
     const available = targets.map((t) => t.architecture).sort();
     const matching = client.archs.map((a) => targets.find((t) => t.architecture === a)).filter(Boolean);

@@ -16,6 +16,9 @@
 import wasmModule from "../../pkg/lxdimg_bg.wasm";
 import * as glue from "../../pkg/lxdimg.js";
 
+/** Bytes gathered before a call into the core (see `Inspection.push`). */
+export const COALESCE = 1 << 19;
+
 let api = null;
 let poisoned = false;
 
@@ -65,18 +68,52 @@ export class Inspection {
       splitType: options.splitType ?? null,
     }));
     this.bytes = 0;
+    this.pending = new Uint8Array(COALESCE);
+    this.fill = 0;
   }
 
+  /**
+   * Queues bytes for the core. A request body arrives in chunks of a few KiB; each call into
+   * wasm costs a copy and a boundary crossing, so chunks are gathered into COALESCE-byte pieces
+   * (large chunks go straight through). Returns true when bytes reached the core (the moment to
+   * look at the verdict again).
+   */
   push(chunk) {
     this.bytes += chunk.byteLength;
-    guard(() => this.inner.push(chunk));
+    if (this.fill === 0 && chunk.byteLength >= COALESCE) {
+      guard(() => this.inner.push(chunk));
+      return true;
+    }
+    let off = 0;
+    let flushed = false;
+    while (off < chunk.byteLength) {
+      const n = Math.min(COALESCE - this.fill, chunk.byteLength - off);
+      this.pending.set(chunk.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === COALESCE) {
+        this.flush();
+        flushed = true;
+      }
+    }
+    return flushed;
+  }
+
+  /** Hands queued bytes to the core. */
+  flush() {
+    if (this.fill > 0) {
+      const piece = this.pending.subarray(0, this.fill);
+      guard(() => this.inner.push(piece));
+      this.fill = 0;
+    }
   }
 
   startRootfs() {
+    this.flush();
     guard(() => this.inner.startRootfs());
   }
 
-  /** Whether the lxd-5.0 verdict is already known (often long before the last byte). */
+  /** Whether the lxd-5.0 verdict is known from the bytes handed to the core so far. */
   get verdictKnown() {
     return guard(() => this.inner.verdictKnown);
   }
@@ -89,6 +126,7 @@ export class Inspection {
   /** @returns {object} the Report */
   finish() {
     try {
+      this.flush();
       return guard(() => this.inner.finish());
     } finally {
       this.free();
@@ -98,6 +136,7 @@ export class Inspection {
   /** The Report from the bytes pushed so far, when reading stops early (no fingerprint). */
   finishEarly() {
     try {
+      this.flush();
       return guard(() => this.inner.finishEarly());
     } finally {
       this.free();
@@ -113,10 +152,16 @@ export class Inspection {
       }
       this.inner = null;
     }
+    this.pending = null;
   }
 }
 
 /** The core's version (Cargo.toml), for /api/version. */
 export function coreVersion() {
   return load().version();
+}
+
+/** The wasm instance's linear memory in bytes (it only grows), or null before first use. */
+export function coreMemory() {
+  return api && typeof api.memoryBytes === "function" ? api.memoryBytes() : null;
 }

@@ -51,6 +51,46 @@ export async function listImages(db) {
   return [...byFp.values()];
 }
 
+/**
+ * URL-import answers look an alias up on every request; a D1 round trip dominates their cost.
+ * Results are kept in the isolate for `ANSWER_CACHE_SECONDS` (default 10): an alias moved or an
+ * image deleted by another isolate shows up here within that time (files are immutable, so a
+ * stale answer still downloads — unless the image was deleted). Writes in this isolate clear it.
+ */
+const answerCache = new Map();
+const ANSWER_CACHE_MAX = 10000;
+let answerTtlMs = 10000;
+
+export function configureAnswerCache(env) {
+  const s = Number(env.ANSWER_CACHE_SECONDS ?? 10);
+  answerTtlMs = Number.isFinite(s) && s >= 0 ? s * 1000 : 10000;
+}
+
+export function clearAnswerCache() {
+  answerCache.clear();
+}
+
+async function cached(key, load) {
+  if (answerTtlMs === 0) return load();
+  const now = Date.now();
+  const hit = answerCache.get(key);
+  if (hit && hit.until > now) return hit.value;
+  const value = await load();
+  if (answerCache.size >= ANSWER_CACHE_MAX) answerCache.clear();
+  answerCache.set(key, { until: now + answerTtlMs, value });
+  return value;
+}
+
+/** `aliasTargets`, through the isolate cache. */
+export function aliasTargetsCached(db, name) {
+  return cached(`a:${name}`, () => aliasTargets(db, name));
+}
+
+/** `getImage`, through the isolate cache. */
+export function getImageCached(db, fingerprint) {
+  return cached(`i:${fingerprint}`, () => getImage(db, fingerprint));
+}
+
 /** The images an alias names, one per architecture: `[{architecture, fingerprint, format, type}]`. */
 export async function aliasTargets(db, name) {
   const { results } = await db
@@ -77,6 +117,7 @@ export async function getFile(db, fingerprint, role) {
  * same image got there first, in which case this upload's R2 objects are redundant.
  */
 export async function commitImage(db, image, files, aliases) {
+  clearAnswerCache();
   const stmts = [
     db
       .prepare(
@@ -122,6 +163,7 @@ export async function commitImage(db, image, files, aliases) {
 
 /** Deletes an image's rows; returns the R2 keys of its files (empty if it did not exist). */
 export async function deleteImage(db, fingerprint) {
+  clearAnswerCache();
   const [files] = await db.batch([
     db.prepare("SELECT r2_key FROM files WHERE fingerprint = ?").bind(fingerprint),
     db.prepare("DELETE FROM aliases WHERE fingerprint = ?").bind(fingerprint),
@@ -133,6 +175,7 @@ export async function deleteImage(db, fingerprint) {
 
 /** Removes one alias (for one architecture, or all); returns how many rows went. */
 export async function deleteAlias(db, name, architecture = null) {
+  clearAnswerCache();
   const r = architecture
     ? await db.prepare("DELETE FROM aliases WHERE name = ? AND architecture = ?").bind(name, architecture).run()
     : await db.prepare("DELETE FROM aliases WHERE name = ?").bind(name).run();

@@ -18,9 +18,9 @@ import { handleAnswer } from "./answer.js";
 import { serveFile, ROLES } from "./serve.js";
 import { handleStreams } from "./streams.js";
 import { handleUpload, uploadLimit } from "./upload.js";
-import { deleteAlias, deleteImage, getImage, listImages, referencedUploadIds } from "./db.js";
+import { configureAnswerCache, deleteAlias, deleteImage, getImage, listImages, referencedUploadIds } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken, text } from "./http.js";
-import { CoreError, coreVersion } from "./core.js";
+import { CoreError, coreMemory, coreVersion } from "./core.js";
 import { FINGERPRINT } from "./names.js";
 import { imageUrl } from "./answer.js";
 
@@ -65,7 +65,7 @@ async function route(request, env, ctx) {
     return handleUpload(request, env, { dryRun: true });
   }
   if (path === "/api/version") {
-    return json(200, { core: coreVersion(), max_upload_bytes: uploadLimit(env) });
+    return json(200, { core: coreVersion(), max_upload_bytes: uploadLimit(env), core_memory_bytes: coreMemory() });
   }
   let m;
   if ((m = /^\/api\/images\/([^/]+)$/.exec(path))) {
@@ -134,6 +134,7 @@ export async function sweep(env, olderThanMs = 24 * 3600 * 1000) {
 
 export default {
   async fetch(request, env, ctx) {
+    configureAnswerCache(env);
     try {
       return await route(request, env, ctx);
     } catch (e) {

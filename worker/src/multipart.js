@@ -4,6 +4,7 @@
  * (virtual machine). Part bodies are handed out chunk by chunk and never buffered whole; memory
  * is one input chunk plus the delimiter length.
  */
+import { readLarge } from "./bodyread.js";
 
 export class MultipartError extends Error {
   constructor(message) {
@@ -74,7 +75,8 @@ function parseHeaders(text) {
  */
 export class MultipartReader {
   constructor(stream, boundary, { onBytes = () => {} } = {}) {
-    this.reader = stream.getReader();
+    this.stream = stream;
+    this.pieces = readLarge(stream);
     this.delim = enc.encode(`\r\n--${boundary}`);
     // The first delimiter has no leading CRLF: pretend the body starts with one.
     this.buf = enc.encode("\r\n");
@@ -86,12 +88,11 @@ export class MultipartReader {
 
   async #more() {
     if (this.eof) return false;
-    const { value, done } = await this.reader.read();
+    const { value: chunk, done } = await this.pieces.next();
     if (done) {
       this.eof = true;
       return false;
     }
-    const chunk = value instanceof Uint8Array ? value : new Uint8Array(value);
     this.onBytes(chunk.byteLength);
     this.buf = concat(this.buf, chunk);
     return true;
@@ -127,7 +128,7 @@ export class MultipartReader {
     while (this.buf.byteLength < 2) if (!(await this.#more())) throw new MultipartError("Invalid multipart image: body ends after a boundary");
     if (this.buf[0] === 0x2d && this.buf[1] === 0x2d) {
       this.state = "end";
-      await this.reader.cancel().catch(() => {});
+      await this.cancel();
       return null;
     }
     let end;
@@ -168,7 +169,9 @@ export class MultipartReader {
     return part;
   }
 
+  /** Stops reading: the rest of the body (an epilogue, ignored parts) is discarded. */
   async cancel() {
-    await this.reader.cancel().catch(() => {});
+    await this.pieces.return?.().catch?.(() => {});
+    await this.stream.cancel().catch(() => {});
   }
 }

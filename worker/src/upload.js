@@ -15,6 +15,7 @@
  */
 import { Inspection, CoreError } from "./core.js";
 import { R2Sink } from "./r2sink.js";
+import { readLarge } from "./bodyread.js";
 import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin } from "./http.js";
@@ -34,20 +35,11 @@ function tooLarge(limit) {
 }
 
 async function* chunks(stream) {
-  const reader = stream.getReader();
   try {
-    for (;;) {
-      let r;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        throw new HttpError(400, `Upload aborted: the request body ended with an error (${e?.message ?? e})`);
-      }
-      if (r.done) return;
-      yield r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value);
-    }
-  } finally {
-    reader.releaseLock?.();
+    yield* readLarge(stream, { reuse: true });
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, `Upload aborted: the request body ended with an error (${e?.message ?? e})`);
   }
 }
 
@@ -105,9 +97,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       const sink = newSink("unified");
       for await (const chunk of chunks(request.body)) {
         count(chunk.byteLength);
-        inspection.push(chunk);
+        const fed = inspection.push(chunk);
         if (sink) await sink.write(chunk);
-        if (earlyReject(inspection)) {
+        if (fed && earlyReject(inspection)) {
           rejectedEarly = true;
           break;
         }
@@ -147,9 +139,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       {
         const rootSink = newSink("rootfs");
         for await (const chunk of root.body()) {
-          inspection.push(chunk);
+          const fed = inspection.push(chunk);
           if (rootSink) await rootSink.write(chunk);
-          if (earlyReject(inspection)) {
+          if (fed && earlyReject(inspection)) {
             rejectedEarly = true;
             break;
           }
@@ -228,9 +220,14 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   });
 }
 
-/** The verdict is already known to be a rejection: stop reading (LXD would stop there too). */
+/**
+ * The verdict is already known to be a rejection: stop reading (LXD would stop there too). Once
+ * the verdict is known to be an acceptance it is not asked again.
+ */
 function earlyReject(inspection) {
+  if (inspection.settledAccepted) return false;
   if (!inspection.verdictKnown) return false;
   const v = inspection.verdict;
+  if (v?.accepted) inspection.settledAccepted = true;
   return v !== undefined && !v.accepted;
 }
