@@ -25,6 +25,7 @@ worker-deps: $(WORKER_DIR)/node_modules/.package-lock.json
 # wasm-pkg makes the same). Rebuilt only when a Rust source or the manifest is newer; wasm-pack
 # installs the matching wasm-bindgen-cli itself (cargo install, into its cache) the first time.
 worker-pkg:
+	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@command -v wasm-pack >/dev/null || cargo install wasm-pack --quiet
 	@if [ ! -f pkg/lxdimg_bg.wasm ] || [ -n "$$(find src Cargo.toml Cargo.lock .cargo -newer pkg/lxdimg_bg.wasm -type f 2>/dev/null | head -1)" ]; then \
 	  echo "wasm-pack build --target web"; \

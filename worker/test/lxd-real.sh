@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The worker against the real LXD 5.0.2 client and daemon, over HTTPS.
 #
-#   1. a local CA and a localhost certificate (openssl, kept in worker/test/out/tls); the CA is
+#   1. a local CA and a localhost certificate (openssl, kept in /var/lib/lxdimg-test/tls); the CA is
 #      installed into /usr/local/share/ca-certificates and, if that changed anything, LXD is
 #      restarted so that its Go TLS stack loads the new system pool (it reads it once);
 #   2. `wrangler dev` with --local-protocol https on a free port, fresh R2/D1 state;
@@ -21,7 +21,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 W=$ROOT/worker
 OUT=$W/test/out/lxd
-TLS=$W/test/out/tls
+# The CA lives outside the work tree, so that a fresh clone reuses the installed one (no LXD restart).
+TLS=${LXDIMG_TEST_TLS:-/var/lib/lxdimg-test/tls}
 LXDIMG=${LXDIMG:-$ROOT/target/release/lxdimg}
 CA_DEST=/usr/local/share/ca-certificates/lxdimg-test-ca.crt
 REMOTE=lxdimg-test
@@ -41,7 +42,7 @@ command -v lxc >/dev/null || { echo "lxd-real: lxc missing (make lxd-setup)"; ex
 [ "$(uname -m)" = x86_64 ] || log "warning: not an x86_64 host; the arm64 case assumes one"
 
 # --- 1. CA and certificate -------------------------------------------------------------------
-mkdir -p "$TLS"
+mkdir -p "$TLS" && chmod 700 "$TLS"
 if [ ! -s "$TLS/ca.crt" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/ca.crt" >/dev/null 2>&1; then
   log "creating a local CA"
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lxdimg test CA" \

@@ -228,6 +228,43 @@ describe("upload", () => {
     assert.equal((await w.db.prepare("SELECT COUNT(*) AS n FROM aliases WHERE name = 'aborted'").first()).n, 0);
   });
 
+  it("an aborted split upload removes the metadata object it had already stored", async () => {
+    const before = await w.objects();
+    const rows = await w.rows("images");
+    const { body, contentType } = multipart([
+      { name: "metadata", filename: "m.tar.xz", data: img("split-meta.tar.xz") },
+      { name: "rootfs", filename: "r.squashfs", data: Buffer.alloc(4 << 20, 1) },
+    ]);
+    const cut = body.subarray(0, body.length - (1 << 20)); // the metadata part whole, the rootfs part in part
+    const u = new URL(w.url);
+    let sawMetadataObject = false;
+    await new Promise((resolve) => {
+      const s = net.connect(Number(u.port), u.hostname, () => {
+        s.write(
+          `POST /api/images?alias=aborted2 HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+            `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+        s.write(cut, async () => {
+          // Wait until the worker has stored the metadata part, then vanish.
+          const t0 = Date.now();
+          while (Date.now() - t0 < 5000) {
+            if ((await w.objects()).some((k) => k.endsWith("/metadata") && !before.includes(k))) {
+              sawMetadataObject = true;
+              break;
+            }
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          s.destroy();
+        });
+      });
+      s.on("close", resolve);
+      s.on("error", () => {});
+    });
+    assert.ok(sawMetadataObject, "the metadata part was stored before the abort");
+    await settle(async () => assert.deepEqual(await w.objects(), before), 10000);
+    assert.equal(await w.rows("images"), rows);
+  });
+
   it("refuses uploads over the size limit (declared or streamed), storing nothing", async () => {
     const small = await start({ MAX_UPLOAD_BYTES: "10000" });
     try {
