@@ -9,7 +9,7 @@
  */
 import { clientArchitectures } from "./arch.js";
 import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
-import { escapeHtml, publicOrigin, text } from "./http.js";
+import { escapeHtml, publicOrigin, remoteName, text } from "./http.js";
 import { FINGERPRINT } from "./names.js";
 
 /** The file URL LXD downloads for a unified image. */
@@ -99,8 +99,7 @@ async function page(request, env, origin, name, fp) {
     images = (await Promise.all(targets.map((t) => getImage(env.DB, t.fingerprint)))).filter(Boolean);
   }
   if (images.length === 0) return null;
-  const host = new URL(origin).host;
-  const remote = host.replace(/[^A-Za-z0-9-]/g, "-").replace(/^-+|-+$/g, "") || "edge";
+  const remote = remoteName(origin);
   const alias = fp ? null : name;
   const rows = images
     .map((img) => {

@@ -64,3 +64,8 @@ export function publicOrigin(request, env) {
 export function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
+
+/** A name for `lxc remote add NAME …` derived from the host (`images-example-org`). */
+export function remoteName(origin) {
+  return new URL(origin).hostname.replace(/[^A-Za-z0-9-]/g, "-").replace(/^-+|-+$/g, "") || "lxdimg";
+}

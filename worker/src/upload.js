@@ -18,7 +18,7 @@ import { R2Sink } from "./r2sink.js";
 import { readLarge } from "./bodyread.js";
 import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
 import { commitImage } from "./db.js";
-import { HttpError, json, requireToken, publicOrigin } from "./http.js";
+import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
 import { validateAlias, checkAliasFree } from "./names.js";
 
 export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
@@ -213,9 +213,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     format: image.format,
     aliases,
     url: `${origin}/${image.fingerprint}`,
-    import: aliases.length
-      ? `lxc image import ${origin}/${aliases[0]} --alias ${aliases[0]}`
-      : `lxc image import ${origin}/${image.fingerprint}`,
+    import: importCommand(origin, image, aliases),
     report,
   });
 }
@@ -230,4 +228,15 @@ function earlyReject(inspection) {
   const v = inspection.verdict;
   if (v?.accepted) inspection.settledAccepted = true;
   return v !== undefined && !v.accepted;
+}
+
+/**
+ * How to get the image into LXD: a URL import for a unified image; a split one needs the
+ * simplestreams remote (a URL names one file).
+ */
+function importCommand(origin, image, aliases) {
+  const name = aliases[0] ?? image.fingerprint;
+  if (image.format === "unified") return `lxc image import ${origin}/${name} --alias ${aliases[0] ?? image.fingerprint.slice(0, 12)}`;
+  const remote = remoteName(origin);
+  return `lxc remote add ${remote} ${origin} --protocol simplestreams --public && lxc image copy ${remote}:${aliases[0] ?? image.fingerprint.slice(0, 12)} local:`;
 }

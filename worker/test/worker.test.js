@@ -157,6 +157,7 @@ describe("upload", () => {
     assert.equal(body.format, "split");
     assert.equal(body.type, "container");
     assert.equal(body.fingerprint, sha256(img("split-meta.tar.xz"), img("split-rootfs.squashfs")));
+    assert.match(body.import, /^lxc remote add 127-0-0-1 http:\/\/127\.0\.0\.1:\d+ --protocol simplestreams --public && lxc image copy 127-0-0-1:splitc local:$/);
     const cli = cliReport("split-meta.tar.xz", "split-rootfs.squashfs");
     if (cli) assert.equal(body.fingerprint, cli.fingerprint);
     assert.deepEqual(body.report.files.map((f) => [f.role, f.name]), [
