@@ -124,7 +124,7 @@ export async function sweep(env, olderThanMs = 24 * 3600 * 1000) {
     const page = await env.IMAGES.list({ prefix: "uploads/", cursor });
     for (const o of page.objects) {
       const id = o.key.split("/")[1];
-      if (!keep.has(id) && o.uploaded.getTime() < cutoff) doomed.push(o.key);
+      if (!keep.has(id) && o.uploaded.getTime() <= cutoff) doomed.push(o.key);
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
@@ -145,6 +145,7 @@ export default {
     }
   },
   async scheduled(_event, env, ctx) {
-    ctx.waitUntil(sweep(env));
+    const after = Number(env.SWEEP_AFTER_SECONDS ?? 86400);
+    ctx.waitUntil(sweep(env, (Number.isFinite(after) && after >= 0 ? after : 86400) * 1000));
   },
 };

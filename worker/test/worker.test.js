@@ -567,6 +567,22 @@ describe("listing and delete", () => {
     assert.equal(r.status, 404);
   });
 
+  it("the scheduled sweep deletes orphaned upload objects and keeps indexed ones", async () => {
+    const sw = await start({ SWEEP_AFTER_SECONDS: "0" });
+    try {
+      const r = await sw.fetch("/api/images?alias=kept", { method: "POST", body: img("unified-i386.tar.gz"), headers: auth });
+      assert.equal(r.status, 201);
+      const kept = await sw.objects();
+      await sw.bucket.put("uploads/00000000-orphan/unified", "left behind by an evicted isolate");
+      assert.equal((await sw.objects()).length, kept.length + 1);
+      const worker = await sw.mf.getWorker();
+      await worker.scheduled({ cron: "17 3 * * *" });
+      await settle(async () => assert.deepEqual(await sw.objects(), kept));
+    } finally {
+      await sw.close();
+    }
+  });
+
   it("wrong methods and unknown API paths", async () => {
     assert.equal((await w.fetch("/streams/v1/index.json", { method: "POST" })).status, 405);
     assert.equal((await w.fetch(`/images/${fp.amd64}/unified`, { method: "DELETE" })).status, 405);
