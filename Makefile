@@ -32,6 +32,7 @@ lxd-setup:
 
 lxd-diff: build lxd-setup
 	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py
+	LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py
 
 # www/www.mk and worker/worker.mk add their own targets to EXTRA_TESTS / EXTRA_BENCH.
 EXTRA_TESTS :=

@@ -180,7 +180,9 @@ impl Decoder {
             }
             Codec::Zstd(z) => z.push(input, base, out, sink)?,
         };
-        if let Some((start, prefix_zero)) = done_at {
+        if let Some((start, prefix_zero)) =
+            done_at.filter(|&(start, _)| start < base + input.len() as u64)
+        {
             let from = start.saturating_sub(base) as usize;
             let t = self.trailing.get_or_insert(Trailing {
                 offset: start,
@@ -193,12 +195,19 @@ impl Decoder {
         Ok(())
     }
 
+    /// Decodes input held back to complete an aligned piece, without ending the stream (used
+    /// when reading stops early).
+    pub fn flush_stage(&mut self, sink: Sink) -> Result<(), DecodeError> {
+        if self.stage.is_empty() {
+            return Ok(());
+        }
+        let stage = std::mem::take(&mut self.stage);
+        self.push_piece(&stage, sink)
+    }
+
     /// Signals the end of the compressed input: reports truncation.
     pub fn finish(&mut self, sink: Sink) -> Result<(), DecodeError> {
-        if !self.stage.is_empty() {
-            let stage = std::mem::take(&mut self.stage);
-            self.push_piece(&stage, sink)?;
-        }
+        self.flush_stage(sink)?;
         if self.failed || self.trailing.is_some() {
             return Ok(());
         }
@@ -835,6 +844,24 @@ impl Zstd {
         }
         match self.state {
             ZState::Header if self.avail().is_empty() => Ok(None),
+            ZState::Blocks => {
+                // Like `zstd -d`, hand over every complete block before reporting the cut: end
+                // the frame with an empty raw last block (and a dummy checksum), which makes
+                // ruzstd release the window it holds back.
+                self.pending.clear();
+                self.start = 0;
+                let end = [1u8, 0, 0, 0, 0, 0, 0];
+                if let Ok((_, made)) = self.dec.decode_from_to(&end, out) {
+                    sink(&out[..made]);
+                    loop {
+                        match self.dec.decode_from_to(&[], out) {
+                            Ok((_, made)) if made > 0 => sink(&out[..made]),
+                            _ => break,
+                        }
+                    }
+                }
+                Err(err(at, "zstd: Read error (39) : premature end"))
+            }
             _ => Err(err(at, "zstd: Read error (39) : premature end")),
         }
     }

@@ -7,7 +7,7 @@ use crate::limits::*;
 use crate::report::*;
 use crate::rootfs;
 use crate::tar::{EntryHeader, TarEnd, TarWalker, Visitor};
-use crate::verdict::{self, LxdWalk, MetaDoc, SplitRootfs, LXD_5_0, TARGETS};
+use crate::verdict::{self, LxdWalk, MetaDoc, SplitRootfs, Target, LXD_5_0, TARGETS};
 use crate::yaml::{decode_into, ImageMetadata};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -23,6 +23,9 @@ pub struct Options {
     /// For a split image: the type the uploader declares (the multipart part name `rootfs` or
     /// `rootfs.img`). `None`: decided from the rootfs content, as the `lxc` client does.
     pub split_type: Option<ImageType>,
+    /// Canonical architecture of the LXD host (`x86_64`, `aarch64`, …) for the `creatable`
+    /// verdict. `None`: the architecture is not checked.
+    pub host_arch: Option<String>,
 }
 
 /// Misuse of the inspector API (not a problem with the image: those are findings).
@@ -104,6 +107,8 @@ struct Collector {
     saw_container_root: bool,
     saw_vm_root: bool,
     root_img: Option<Kept>,
+    /// First member whose name has a `..` component (GNU tar refuses to extract it).
+    dotdot: Option<String>,
 }
 
 fn strip_dot(name: &[u8]) -> &[u8] {
@@ -141,6 +146,9 @@ impl Collector {
 
 impl Visitor for Collector {
     fn entry(&mut self, h: &EntryHeader) -> bool {
+        if self.dotdot.is_none() && h.name.split(|&b| b == b'/').any(|c| c == b"..") {
+            self.dotdot = Some(h.name_lossy());
+        }
         let name = strip_dot(&h.name);
         self.cur = None;
         if self.rootfs_mode {
@@ -276,6 +284,8 @@ struct FileState {
     /// Reading stopped before the end of the file (`finish_early`, or `start_rootfs` after a
     /// partial metadata file).
     partial: bool,
+    /// A squashfs rootfs's metadata tables: their range in the file, and the bytes kept so far.
+    sq_tables: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl FileState {
@@ -297,6 +307,7 @@ impl FileState {
             decode_error: None,
             ended: false,
             partial: false,
+            sq_tables: None,
         }
     }
 
@@ -308,9 +319,29 @@ impl FileState {
                 self.decoder = Decoder::new(f);
             }
         }
+        if self.role == Role::Rootfs && self.format == Some(Format::Squashfs) {
+            if let Some((start, end)) = rootfs::squashfs_tables_range(&self.head) {
+                let end = end.min(start.saturating_add(SQUASHFS_TABLES_KEEP as u64));
+                self.sq_tables = Some((start, end, Vec::new()));
+                let head = std::mem::take(&mut self.head);
+                self.keep_tables(0, &head);
+                self.head = head;
+            }
+        }
         let head = std::mem::take(&mut self.head);
         self.decode(&head);
         self.head = head;
+    }
+
+    /// Keeps the part of `bytes` (at file offset `at`) that falls in the squashfs tables.
+    fn keep_tables(&mut self, at: u64, bytes: &[u8]) {
+        if let Some((start, end, kept)) = self.sq_tables.as_mut() {
+            let from = (*start + kept.len() as u64).max(at);
+            let to = (*end).min(at + bytes.len() as u64);
+            if from < to && from == *start + kept.len() as u64 {
+                kept.extend_from_slice(&bytes[(from - at) as usize..(to - at) as usize]);
+            }
+        }
     }
 
     fn decode(&mut self, bytes: &[u8]) {
@@ -336,6 +367,9 @@ impl FileState {
         self.sha.update(piece);
         self.size += piece.len() as u64;
         if self.decided {
+            if self.sq_tables.is_some() {
+                self.keep_tables(self.size - piece.len() as u64, piece);
+            }
             self.decode(piece);
             return;
         }
@@ -344,6 +378,9 @@ impl FileState {
         self.head.extend_from_slice(&piece[..take]);
         if self.head.len() == ROOTFS_HEADER_KEEP {
             self.decide();
+            if self.sq_tables.is_some() {
+                self.keep_tables(self.size - (piece.len() - take) as u64, &piece[take..]);
+            }
             self.decode(&piece[take..]);
         }
     }
@@ -357,9 +394,6 @@ impl FileState {
         if !self.decided {
             self.decide();
         }
-        if !complete {
-            return;
-        }
         let FileState {
             decoder,
             walker,
@@ -369,11 +403,18 @@ impl FileState {
         } = self;
         if let Some(d) = decoder.as_mut() {
             if decode_error.is_none() {
-                if let Err(e) = d.finish(&mut |out| walker.push(out, col)) {
+                let r = if complete {
+                    d.finish(&mut |out| walker.push(out, col))
+                } else {
+                    d.flush_stage(&mut |out| walker.push(out, col))
+                };
+                if let Err(e) = r {
                     *decode_error = Some(e);
                 }
             }
-            walker.finish();
+            if complete {
+                walker.finish();
+            }
         }
     }
 
@@ -568,6 +609,11 @@ impl Inspector {
                 md50 = md;
             }
             verdicts.push(v);
+        }
+        let unpack = unpack_outcome(&self.files, &self.opts, complete);
+        let arch_text = md50.as_ref().map(|m| m.architecture.clone());
+        for (t, v) in TARGETS.iter().zip(verdicts.iter_mut()) {
+            v.creatable = creatable(t, v, &unpack, arch_text.as_deref(), &self.opts);
         }
         let mut it = verdicts.into_iter();
         let mut next = || it.next().expect("five verdicts");
@@ -1225,7 +1271,7 @@ fn rootfs_report(
             let (sb, problems) =
                 rootfs::squashfs(&r.head, if complete { r.size } else { u64::MAX });
             rep.squashfs = sb;
-            for p in problems {
+            for p in problems.into_iter().chain(squashfs_table_problems(r)) {
                 out.push("squashfs-invalid", Severity::Error, p, role, None, None);
             }
             if ty == Some(ImageType::VirtualMachine) {
@@ -1293,4 +1339,210 @@ fn rootfs_report(
         _ => {}
     }
     Some(rep)
+}
+
+/// What GNU tar, the decompressors, unsquashfs and qemu-img make of the whole image when LXD
+/// unpacks it for a new instance (independent of the LXD version).
+fn unpack_outcome(files: &[FileState], opts: &Options, complete: bool) -> Creatable {
+    if !complete {
+        return Creatable::unknown("not-checked", "reading stopped once the import verdict was known (--quick): creatability was not checked".into());
+    }
+    let split = files.len() > 1;
+    let ty = if split {
+        opts.split_type
+            .unwrap_or(if files[1].format == Some(Format::Qcow2) {
+                ImageType::VirtualMachine
+            } else {
+                ImageType::Container
+            })
+    } else {
+        files[0].col.root.unwrap_or(ImageType::Container)
+    };
+    for f in files {
+        if let Some(c) = tarball_outcome(f) {
+            return c;
+        }
+    }
+    if ty == ImageType::VirtualMachine {
+        let head: &[u8] = if split {
+            &files[1].head
+        } else {
+            files[0]
+                .col
+                .root_img
+                .as_ref()
+                .map(|k| k.data.as_slice())
+                .unwrap_or(&[])
+        };
+        if head.len() < 4 || head[..4] != *b"QFI\xfb" {
+            return Creatable::no("qcow2-invalid", "Unexpected image format \"raw\"".into());
+        }
+        return Creatable::unknown(
+            "virtual-machine",
+            "virtual-machine images are converted by qemu-img and need QEMU/KVM on the host; lxdimg checks only the qcow2 header".into(),
+        );
+    }
+    if let Some(r) = files.get(1) {
+        match r.format {
+            Some(Format::Squashfs) => {
+                let (_, problems) = rootfs::squashfs(&r.head, r.size);
+                if let Some(p) = problems
+                    .first()
+                    .cloned()
+                    .or_else(|| squashfs_table_problems(r).into_iter().next())
+                {
+                    return Creatable::no(
+                        "squashfs-invalid",
+                        format!("Failed creating instance from image: Unpack failed: Failed to run: unsquashfs -f -d <instance>/rootfs -n <image>.rootfs: Process exited with non-zero value 1 (FATAL ERROR: File system corruption detected) [lxdimg: {p}]"),
+                    );
+                }
+            }
+            Some(Format::Qcow2) => {
+                return Creatable::no(
+                    "rootfs-unsupported",
+                    "Failed creating instance from image: Unsupported image format: .qcow2".into(),
+                )
+            }
+            Some(f) if f.is_tarball() => {}
+            _ if r.size == 0 => {
+                return Creatable::no(
+                    "rootfs-unsupported",
+                    "Failed creating instance from image: EOF".into(),
+                )
+            }
+            _ => {
+                return Creatable::no(
+                    "rootfs-unsupported",
+                    "Failed creating instance from image: Unsupported compression".into(),
+                )
+            }
+        }
+    }
+    Creatable::yes()
+}
+
+/// LXD's error when GNU tar (with its decompressor) fails to unpack a tarball.
+fn unpack_failed(fmt: Format, role: Role, stderr: &str) -> String {
+    let flag = match fmt {
+        Format::Gzip => "-zxf",
+        Format::Bzip2 => "-jxf",
+        Format::Xz => "-Jxf",
+        Format::Lzma => "--lzma -xf",
+        Format::Zstd => "--zstd -xf",
+        _ => "-xf",
+    };
+    let dest = if role == Role::Rootfs {
+        "<instance>/rootfs"
+    } else {
+        "<instance>"
+    };
+    format!(
+        "Failed creating instance from image: Unpack failed: Failed to run: tar --restrict --force-local -C {dest} --numeric-owner --xattrs-include=* {flag} -: Process exited with non-zero value 2 ({stderr})"
+    )
+}
+
+/// The first line the decompressor prints for a decoding error.
+/// Problems in a squashfs rootfs's metadata blocks (empty if none or not kept).
+fn squashfs_table_problems(r: &FileState) -> Vec<String> {
+    match &r.sq_tables {
+        Some((_, _, kept)) if !r.partial => rootfs::squashfs_tables(&r.head, kept),
+        _ => Vec::new(),
+    }
+}
+
+fn tool_stderr(fmt: Format, e: &DecodeError) -> String {
+    let m = e.message.as_str();
+    let truncated = m.contains("nexpected end")
+        || m.contains("ends unexpectedly")
+        || m.contains("premature end");
+    match fmt {
+        Format::Gzip => m.replacen("gzip: ", "gzip: stdin: ", 1),
+        Format::Xz | Format::Lzma if truncated => "xz: (stdin): Unexpected end of input".into(),
+        Format::Xz | Format::Lzma => "xz: (stdin): Compressed data is corrupt".into(),
+        Format::Bzip2 if truncated => "bzip2: Compressed file ends unexpectedly;".into(),
+        Format::Bzip2 => "bzip2: Data integrity error when decompressing.".into(),
+        Format::Zstd if truncated => "/*stdin*\\ : Read error (39) : premature end ".into(),
+        _ => m.to_string(),
+    }
+}
+
+/// A tarball's stream, as the decompressor and GNU tar see it when reading it to the end.
+fn tarball_outcome(f: &FileState) -> Option<Creatable> {
+    let fmt = f.format?;
+    f.decoder.as_ref()?;
+    let whose = |detail: String| format!(" [lxdimg: {detail} in the {} file]", f.role.name());
+    if let Some(e) = &f.decode_error {
+        let msg = unpack_failed(fmt, f.role, &tool_stderr(fmt, e))
+            + &whose(format!("{} at byte {}", e.message, e.offset));
+        return Some(Creatable::no("decode-error", msg));
+    }
+    if let Some(t) = f.decoder.as_ref().and_then(|d| d.trailing()) {
+        // Measured with LXD 5.0.2's unpack: gzip ignores trailing zero bytes but warns (exit 2)
+        // on any other trailing data, which GNU tar treats as failure; bzip2 only warns; zstd,
+        // xz and lzma refuse anything after the stream (xz's valid 4-byte padding is decoded).
+        let tool = match fmt {
+            Format::Gzip if !t.all_zero => {
+                "gzip: stdin: decompression OK, trailing garbage ignored"
+            }
+            Format::Zstd => "zstd: /*stdin*\\: unsupported format ",
+            Format::Xz | Format::Lzma => "xz: (stdin): Compressed data is corrupt",
+            _ => "",
+        };
+        if !tool.is_empty() {
+            let msg = unpack_failed(fmt, f.role, tool)
+                + &whose(format!("{} trailing bytes at byte {}", t.len, t.offset));
+            return Some(Creatable::no("trailing-data", msg));
+        }
+    }
+    if let Some(name) = &f.col.dotdot {
+        let msg = unpack_failed(
+            fmt,
+            f.role,
+            &format!("tar: {name}: Member name contains '..'"),
+        );
+        return Some(Creatable::no("tar-error", msg));
+    }
+    if let Some(e) = f.walker.error().filter(|e| !e.in_header) {
+        let gnu = if e.go_message == crate::tar::ERR_UNEXPECTED_EOF {
+            "tar: Unexpected EOF in archive"
+        } else {
+            "tar: Skipping to next header\ntar: Exiting with failure status due to previous errors"
+        };
+        return Some(Creatable::no(
+            "tar-error",
+            unpack_failed(fmt, f.role, gnu) + &whose(e.detail.clone()),
+        ));
+    }
+    None
+}
+
+/// The `creatable` verdict of one target: its import verdict, the unpack outcome, and whether
+/// the host can run the image's architecture (LXD's personalities: i686 on x86_64, …).
+fn creatable(
+    t: &Target,
+    v: &Verdict,
+    unpack: &Creatable,
+    arch_text: Option<&str>,
+    opts: &Options,
+) -> Creatable {
+    if !v.accepted {
+        return Creatable::unknown(
+            "import-rejected",
+            "the image is not imported, so no instance can be created from it".into(),
+        );
+    }
+    if unpack.ok == Some(false) {
+        return unpack.clone();
+    }
+    if let (Some(host), Some(a)) = (opts.host_arch.as_deref(), arch_text) {
+        if let Some((_, name)) = arch::lookup(t.arch, a) {
+            if !arch::personalities(host).contains(&name) {
+                return Creatable::no(
+                    "architecture",
+                    format!("Failed creating instance record: Requested architecture isn't supported by this host [lxdimg: {name} image, {host} host]"),
+                );
+            }
+        }
+    }
+    unpack.clone()
 }

@@ -65,3 +65,7 @@ pub const ROOTFS_HEADER_KEEP: usize = 512;
 /// Nodes (after alias expansion) decoded from one `metadata.yaml` before giving up. yaml.v2 bounds
 /// alias expansion by ratio; this caps the absolute work as well.
 pub const YAML_NODES_MAX: u64 = 10_000_000;
+
+/// Bytes of a squashfs rootfs's metadata tables (inode table to the end) kept to check that its
+/// metadata blocks decode, as unsquashfs will. A 300 MB Debian rootfs needs about 2 MiB.
+pub const SQUASHFS_TABLES_KEEP: usize = 64 << 20;

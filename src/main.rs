@@ -40,6 +40,9 @@ mod cli {
             /// Also exit 1 when there are error findings, even if LXD accepts the image.
             #[arg(long)]
             strict: bool,
+            /// Architecture of the LXD host, for the `creatable` verdict (default: this machine's).
+            #[arg(long, value_name = "ARCH")]
+            host_arch: Option<String>,
             /// For a split image, the type to upload the rootfs as (default: from its content).
             #[arg(long, value_parser = ["container", "virtual-machine"])]
             r#type: Option<String>,
@@ -164,10 +167,25 @@ mod cli {
                 json,
                 quick,
                 strict,
+                host_arch,
                 r#type,
                 file,
                 rootfs,
             } => {
+                let host_arch = match host_arch {
+                    Some(a) => match lxdimg::arch::lookup(lxdimg::verdict::LXD_5_0.arch, &a)
+                        .or_else(|| lxdimg::arch::lookup(lxdimg::verdict::INCUS_6.arch, &a))
+                    {
+                        Some((_, name)) => Some(name.to_string()),
+                        None => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!("--host-arch {a:?} is not an architecture LXD knows"),
+                            ))
+                        }
+                    },
+                    None => machine_arch().map(str::to_string),
+                };
                 if file.as_os_str() == "-"
                     && rootfs.as_deref().is_some_and(|r| r.as_os_str() == "-")
                 {
@@ -183,6 +201,7 @@ mod cli {
                 let opts = Options {
                     now,
                     names: [name_of(&file), rootfs.as_deref().and_then(name_of)],
+                    host_arch,
                     split_type: r#type.as_deref().map(|t| {
                         if t == "container" {
                             ImageType::Container
@@ -199,6 +218,7 @@ mod cli {
                 let cell = std::cell::RefCell::new(&mut insp);
                 let mut stop = || quick && cell.borrow().current_file_settled();
                 let whole = pump(&file, &pb, |b| cell.borrow_mut().push(b), &mut stop)?;
+                let mut all_read = whole;
                 if let Some(r) = &rootfs {
                     if whole {
                         cell.borrow_mut().start_rootfs().expect("first call");
@@ -206,10 +226,11 @@ mod cli {
                         cell.borrow_mut().start_rootfs_early().expect("first call");
                     }
                     let mut stop = || quick && cell.borrow().current_file_settled();
-                    pump(r, &pb, |b| cell.borrow_mut().push(b), &mut stop)?;
+                    all_read &= pump(r, &pb, |b| cell.borrow_mut().push(b), &mut stop)?;
                 }
                 pb.finish_and_clear();
-                let report = if quick {
+                // A quick run that reached the end anyway is a complete one.
+                let report = if quick && !all_read {
                     insp.finish_early()
                 } else {
                     insp.finish()
@@ -231,6 +252,23 @@ mod cli {
                 )
             }
         }
+    }
+
+    /// This machine's architecture, by LXD's canonical name.
+    fn machine_arch() -> Option<&'static str> {
+        Some(match std::env::consts::ARCH {
+            "x86_64" => "x86_64",
+            "x86" => "i686",
+            "aarch64" => "aarch64",
+            "arm" => "armv7l",
+            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+            "powerpc64" => "ppc64",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            "loongarch64" => "loongarch64",
+            "mips64" => "mips64",
+            _ => return None,
+        })
     }
 
     fn human_size(n: u64) -> String {
@@ -368,10 +406,17 @@ mod cli {
             cmd.push_str(&shell_quote(&r.display().to_string()));
         }
         if v.accepted {
-            writeln!(
-                out,
-                "\nLXD 5.0 will import this image:\n    {cmd} --alias NAME"
-            )?;
+            match (v.creatable.ok, &v.creatable.error) {
+                (Some(false), Some(e)) => {
+                    writeln!(out, "\nLXD 5.0 will import this image, but `lxc launch` will fail: {e}")?
+                }
+                (None, Some(why)) => writeln!(
+                    out,
+                    "\nLXD 5.0 will import this image; whether `lxc launch` works is not known: {why}"
+                )?,
+                _ => writeln!(out, "\nLXD 5.0 will import this image, and `lxc launch` can create an instance from it:")?,
+            }
+            writeln!(out, "    {cmd} --alias NAME")?;
         } else {
             writeln!(
                 out,

@@ -36,6 +36,45 @@ pub struct Verdict {
     pub accepted: bool,
     /// The error the import would fail with, word for word (without the CLI's `Error: ` prefix).
     pub error: Option<String>,
+    /// Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host.
+    pub creatable: Creatable,
+}
+
+/// Whether an instance can be created from the image (LXD unpacks it whole at that point).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Creatable {
+    /// `true`/`false`, or `null` when it cannot be known (say why in `error`).
+    pub ok: Option<bool>,
+    /// What fails, as LXD's unpack reports it (or why it cannot be known).
+    pub error: Option<String>,
+    /// Failure class: `decode-error`, `trailing-data`, `tar-error`, `squashfs-invalid`,
+    /// `qcow2-invalid`, `rootfs-unsupported`, `architecture`; for `null`: `import-rejected`,
+    /// `not-checked`, `virtual-machine`, `host-unknown`.
+    pub code: Option<&'static str>,
+}
+
+impl Creatable {
+    pub fn yes() -> Creatable {
+        Creatable {
+            ok: Some(true),
+            error: None,
+            code: None,
+        }
+    }
+    pub fn no(code: &'static str, error: String) -> Creatable {
+        Creatable {
+            ok: Some(false),
+            error: Some(error),
+            code: Some(code),
+        }
+    }
+    pub fn unknown(code: &'static str, why: String) -> Creatable {
+        Creatable {
+            ok: None,
+            error: Some(why),
+            code: Some(code),
+        }
+    }
 }
 
 /// Verdicts per target, in a fixed order.

@@ -230,3 +230,156 @@ impl OsRelease {
                 .is_some_and(|p| p.to_lowercase().contains(&rel))
     }
 }
+
+/// Where a squashfs keeps its metadata tables: `[inode_table_start, bytes_used)`. Returned by
+/// [`squashfs_tables_range`] so the caller can keep those bytes as they stream past.
+pub fn squashfs_tables_range(head: &[u8]) -> Option<(u64, u64)> {
+    if head.len() < 96 || head[..4] != *b"hsqs" {
+        return None;
+    }
+    let start = le64(head, 64);
+    let end = le64(head, 40);
+    (start < end).then_some((start, end))
+}
+
+fn decompress_block(compressor: u16, data: &[u8]) -> Result<Vec<u8>, String> {
+    const META: usize = 8192;
+    let mut out = vec![0u8; META + 1];
+    let n = match compressor {
+        1 => {
+            let mut d = flate2::Decompress::new(true);
+            d.decompress(data, &mut out, flate2::FlushDecompress::Finish)
+                .map_err(|e| format!("gzip: {e}"))?;
+            d.total_out() as usize
+        }
+        4 | 2 => {
+            let mut total = 0;
+            let mut pos = 0;
+            if compressor == 4 {
+                let mut x = lzma_rust2::XzStream::new(false);
+                loop {
+                    let r = x
+                        .process(&data[pos..], &mut out[total..], lzma_rust2::Action::Finish)
+                        .map_err(|e| format!("xz uncompress failed: {e}"))?;
+                    pos += r.bytes_consumed;
+                    total += r.bytes_produced;
+                    if r.status == lzma_rust2::Status::StreamEnd
+                        || (r.bytes_consumed == 0 && r.bytes_produced == 0)
+                        || total == out.len()
+                    {
+                        break;
+                    }
+                }
+            } else {
+                let mut x = lzma_rust2::LzmaStream::new_mem_limit(64 << 10, None);
+                loop {
+                    let r = x
+                        .process(&data[pos..], &mut out[total..], lzma_rust2::Action::Finish)
+                        .map_err(|e| format!("lzma uncompress failed: {e}"))?;
+                    pos += r.bytes_consumed;
+                    total += r.bytes_produced;
+                    if r.status == lzma_rust2::Status::StreamEnd
+                        || (r.bytes_consumed == 0 && r.bytes_produced == 0)
+                        || total == out.len()
+                    {
+                        break;
+                    }
+                }
+            }
+            total
+        }
+        6 => {
+            let mut v = Vec::new();
+            let mut dec = ruzstd::decoding::FrameDecoder::new();
+            dec.decode_all_to_vec(data, &mut v)
+                .map_err(|e| format!("zstd uncompress failed: {e}"))?;
+            out = v;
+            out.len()
+        }
+        _ => return Ok(Vec::new()), // lzo / lz4: not decoded by lxdimg
+    };
+    if n > META {
+        return Err(format!(
+            "metadata block decompresses to more than {META} bytes"
+        ));
+    }
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Checks that the squashfs metadata blocks (inode, directory and fragment tables) chain up and
+/// decompress, the way unsquashfs reads them. `tables` holds the file's bytes from
+/// `inode_table_start` on (possibly fewer than all of them: then only those are checked).
+pub fn squashfs_tables(head: &[u8], tables: &[u8]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((start, _)) = squashfs_tables_range(head) else {
+        return problems;
+    };
+    let compressor = le16(head, 20);
+    let dir_start = le64(head, 72);
+    let root_inode = le64(head, 32);
+    let mut next_index = u64::MAX;
+    for at in [
+        le64(head, 80),
+        le64(head, 88),
+        le64(head, 48),
+        le64(head, 56),
+    ] {
+        if at > dir_start && at != u64::MAX {
+            next_index = next_index.min(at);
+        }
+    }
+    let have_to = start + tables.len() as u64;
+    let mut inode_blocks = Vec::new();
+    for (what, from, to) in [
+        ("inode table", start, dir_start),
+        ("directory table", dir_start, next_index),
+    ] {
+        let mut off = from;
+        while off < to && off + 2 <= have_to {
+            if what == "inode table" {
+                inode_blocks.push(off - start);
+            }
+            let i = (off - start) as usize;
+            let h = u16::from_le_bytes([tables[i], tables[i + 1]]);
+            let len = (h & 0x7fff) as u64;
+            if len == 0 || off + 2 + len > have_to {
+                if off + 2 + len > have_to && have_to < to {
+                    break; // not kept: not checked
+                }
+                problems.push(format!("squashfs {what}: metadata block at byte {off} has length {len}, beyond the table"));
+                break;
+            }
+            let data = &tables[i + 2..i + 2 + len as usize];
+            if h & 0x8000 == 0 {
+                if let Err(e) = decompress_block(compressor, data) {
+                    problems.push(format!(
+                        "squashfs {what}: read_block: failed to read block @{off:#x} ({e})"
+                    ));
+                    break;
+                }
+            } else if len > 8192 {
+                problems.push(format!(
+                    "squashfs {what}: uncompressed metadata block at byte {off} is {len} bytes"
+                ));
+                break;
+            }
+            off += 2 + len;
+        }
+        if problems.is_empty() && off != to && to != u64::MAX && off < have_to && to <= have_to {
+            problems.push(format!(
+                "squashfs {what}: metadata blocks end at byte {off}, not at the next table ({to})"
+            ));
+        }
+    }
+    if problems.is_empty() && dir_start <= have_to {
+        let block = root_inode >> 16;
+        let offset = root_inode & 0xffff;
+        if !inode_blocks.contains(&block) || offset >= 8192 {
+            problems.push(format!(
+                "squashfs root inode reference {root_inode:#x} does not point into the inode table"
+            ));
+        }
+    }
+    problems
+}

@@ -62,6 +62,9 @@ pub struct TarError {
     pub detail: String,
     /// Name of the entry being read, if any.
     pub entry: Option<String>,
+    /// The stream ended inside a header block: Go calls that `unexpected EOF`, but GNU tar
+    /// silently drops a final partial block.
+    pub in_header: bool,
 }
 
 /// How the archive ended.
@@ -228,11 +231,13 @@ impl TarWalker {
     }
 
     fn fail(&mut self, at: u64, go_message: &'static str, detail: impl Into<String>) {
+        let in_header = go_message == ERR_UNEXPECTED_EOF && matches!(self.state, State::Header);
         self.error = Some(TarError {
             offset: at,
             go_message,
             detail: detail.into(),
             entry: self.current.clone(),
+            in_header,
         });
         self.state = State::Done;
     }

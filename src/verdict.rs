@@ -3,7 +3,7 @@
 use crate::arch::{self, ArchRules};
 use crate::detect::{detect_incus, detect_lxd, Detection, Format};
 use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP};
-use crate::report::{ImageType, Verdict};
+use crate::report::{Creatable, ImageType, Verdict};
 use crate::tar::TarError;
 use crate::yaml::{decode_into, Dialect, ImageMetadata};
 
@@ -186,15 +186,7 @@ pub fn evaluate(
     walk: &LxdWalk,
     split_rootfs: Option<&SplitRootfs>,
 ) -> (Verdict, Option<ImageMetadata>) {
-    let reject = |e: String| {
-        (
-            Verdict {
-                accepted: false,
-                error: Some(e),
-            },
-            None,
-        )
-    };
+    let reject = |e: String| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
         if target.incus_detection {
             detect_incus(head)
@@ -243,36 +235,23 @@ pub fn evaluate(
     }
     if arch::lookup(target.arch, &md.architecture).is_none() {
         return (
-            Verdict {
-                accepted: false,
-                error: Some((target.arch_message)(&md.architecture)),
-            },
+            verdict(Some((target.arch_message)(&md.architecture))),
             Some(md),
         );
     }
     if md.creation_date == 0 {
-        return (
-            Verdict {
-                accepted: false,
-                error: Some("Missing creation date".into()),
-            },
-            Some(md),
-        );
+        return (verdict(Some("Missing creation date".into())), Some(md));
     }
     if split_rootfs.is_none() && walk.root.is_none() {
-        return (
-            Verdict {
-                accepted: false,
-                error: Some("Invalid instance type".into()),
-            },
-            Some(md),
-        );
+        return (verdict(Some("Invalid instance type".into())), Some(md));
     }
-    (
-        Verdict {
-            accepted: true,
-            error: None,
-        },
-        Some(md),
-    )
+    (verdict(None), Some(md))
+}
+
+fn verdict(error: Option<String>) -> Verdict {
+    Verdict {
+        accepted: error.is_none(),
+        error,
+        creatable: Creatable::default(),
+    }
 }

@@ -320,3 +320,50 @@ fn verdicts_of_key_fixtures() {
     let xzr = r("unified-xz");
     assert!(xzr.verdict_offset.unwrap() < xzr.files[0].size || xzr.files[0].size < 65536);
 }
+
+#[test]
+fn creatable_verdicts() {
+    let f: std::collections::HashMap<_, _> = fixtures().into_iter().collect();
+    let c = |name: &str| {
+        let refs: Vec<&[u8]> = f[name].iter().map(|x| x.as_slice()).collect();
+        inspect(&refs).verdicts.lxd_5_0.creatable
+    };
+    for ok in [
+        "unified-gzip",
+        "unified-xz",
+        "unified-zstd",
+        "unified-bzip2",
+        "unified-lzma",
+        "unified-tar-gnu",
+        "split-squashfs",
+        "split-tarball",
+    ] {
+        assert_eq!(c(ok).ok, Some(true), "{ok}: {:?}", c(ok));
+    }
+    assert_eq!(c("bad-truncated-gzip").code, Some("decode-error"));
+    assert_eq!(c("bad-gzip-crc").code, Some("decode-error"));
+    assert_eq!(c("bad-trailing-junk").code, Some("trailing-data"));
+    assert_eq!(c("bad-truncated-tar").code, Some("tar-error"));
+    assert_eq!(c("bad-text").code, Some("import-rejected"));
+    assert_eq!(c("split-qcow2").ok, None);
+    assert_eq!(c("split-qcow2").code, Some("virtual-machine"));
+    // An arm64 image on an x86_64 host imports, but cannot become an instance.
+    let arm = tar(
+        &[
+            Member::File("metadata.yaml", b"architecture: arm64\ncreation_date: 1\n"),
+            Member::Dir("rootfs"),
+        ],
+        TarFlavor::Gnu,
+    );
+    let r = inspect(&[&arm]);
+    assert!(r.verdicts.lxd_5_0.accepted);
+    assert_eq!(r.verdicts.lxd_5_0.creatable.code, Some("architecture"));
+    let i686 = tar(
+        &[
+            Member::File("metadata.yaml", b"architecture: i386\ncreation_date: 1\n"),
+            Member::Dir("rootfs"),
+        ],
+        TarFlavor::Gnu,
+    );
+    assert_eq!(inspect(&[&i686]).verdicts.lxd_5_0.creatable.ok, Some(true));
+}

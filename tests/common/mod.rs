@@ -309,6 +309,7 @@ pub fn inspect_with(files: &[&[u8]], mut plan: impl FnMut() -> usize) -> Report 
         now: Some(NOW),
         names: [Some("image".into()), files.get(1).map(|_| "rootfs".into())],
         split_type: None,
+        host_arch: Some("x86_64".into()),
     });
     for (i, f) in files.iter().enumerate() {
         if i == 1 {
