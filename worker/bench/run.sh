@@ -123,7 +123,7 @@ lines = [
   "",
   "URL-import answers, wrk 64 connections, $DURATION, loopback:",
   f"  {'':40s} {'req/s':>9s} {'p99 ms':>8s} {'CPU us/answer':>14s}",
-  f"  {'worker (workerd, D1 lookup, negotiation)':40s} {w_rps:9.0f} {w_p99:8.2f} {w_cpu:14.1f}",
+  f"  {'worker (workerd, negotiation, alias cache)':40s} {w_rps:9.0f} {w_p99:8.2f} {w_cpu:14.1f}",
   f"  {'nginx, the same two headers, static':40s} {n_rps:9.0f} {n_p99:8.2f} {n_cpu:14.1f}",
   f"  {'ratio worker / nginx':40s} {w_rps/n_rps:9.2f} {w_p99/n_p99:8.2f} {w_cpu/max(n_cpu,1e-9):14.2f}",
 ]
