@@ -205,6 +205,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   }
   if (!created) await cleanup(); // the same image was already stored: keep the first copy
   const origin = publicOrigin(request, env);
+  // Import succeeds (that is what the index requires); say so if creating an instance would not.
+  const creatable = verdict.creatable;
+  const warnings = creatable && creatable.ok === false && creatable.code !== "architecture" ? [`lxc launch would fail: ${creatable.error}`] : [];
   return json(created ? 201 : 200, {
     created,
     fingerprint: image.fingerprint,
@@ -214,6 +217,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     aliases,
     url: `${origin}/${image.fingerprint}`,
     import: importCommand(origin, image, aliases),
+    warnings,
     report,
   });
 }

@@ -41,7 +41,7 @@ export function build() {
 
 /** The images the tests upload (built by make-images.sh). */
 export function images() {
-  if (!existsSync(path.join(IMAGES, "vm-rootfs.img"))) {
+  if (!existsSync(path.join(IMAGES, "truncated.tar.gz"))) {
     execFileSync("bash", [path.join(WORKER, "test/make-images.sh"), IMAGES], { stdio: ["ignore", "ignore", "inherit"] });
   }
   return (name) => readFileSync(path.join(IMAGES, name));

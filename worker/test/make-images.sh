@@ -8,6 +8,7 @@
 #   unified-i386.tar.gz       container, i386 (i686)                              (accepted)
 #   split-meta.tar.xz + split-rootfs.squashfs   split container, x86_64          (accepted)
 #   vm-meta.tar.xz + vm-rootfs.img              split VM (qcow2), x86_64         (accepted)
+#   truncated.tar.gz          cut short: imported by LXD, but launch would fail  (accepted, warning)
 #   not-an-image.txt          text                          -> Unsupported compression
 #   no-date.tar.xz            metadata.yaml without creation_date -> Missing creation date
 #   big.tar.gz                BIG_MB MiB of incompressible rootfs data (only if BIG_MB is set)
@@ -75,6 +76,9 @@ if [ ! -s "$dir/vm-rootfs.img" ]; then
   "${TAR[@]}" -C "$s" -cJf "$dir/vm-meta.tar.xz" metadata.yaml templates
   qemu-img create -q -f qcow2 "$dir/vm-rootfs.img" 64M
 fi
+
+# LXD imports it (its walk stops after metadata.yaml and rootfs/), but unpacking fails.
+[ -s "$dir/truncated.tar.gz" ] || head -c 15000 "$dir/unified-amd64-b.tar.gz" > "$dir/truncated.tar.gz"
 
 [ -s "$dir/not-an-image.txt" ] || echo "this is not an LXD image" > "$dir/not-an-image.txt"
 

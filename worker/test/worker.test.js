@@ -86,6 +86,7 @@ describe("upload", () => {
     assert.equal(body.architecture, "x86_64");
     assert.equal(body.type, "container");
     assert.equal(body.report.verdicts["lxd-5.0"].accepted, true);
+    assert.deepEqual(body.warnings, []);
     assert.match(body.import, /^lxc image import http:\/\/127\.0\.0\.1:\d+\/testos --alias testos$/);
     fp.amd64 = body.fingerprint;
     assert.equal((await w.objects()).length, 1);
@@ -137,6 +138,16 @@ describe("upload", () => {
     const cli = cliReport("no-date.tar.xz");
     if (cli) assert.equal(report.verdicts["lxd-5.0"].error, cli.verdicts["lxd-5.0"].error);
     assert.deepEqual(await w.objects(), before);
+  });
+
+  it("accepts an image LXD imports but could not launch, with a warning", async () => {
+    const r = await upload(img("truncated.tar.gz"), { query: "?alias=truncated" });
+    const body = await r.json();
+    assert.equal(r.status, 201);
+    assert.equal(body.warnings.length, 1);
+    assert.match(body.warnings[0], /^lxc launch would fail: .*unexpected end of file/);
+    const del = await w.fetch(`/api/images/${body.fingerprint}`, { method: "DELETE", headers: auth });
+    assert.equal(del.status, 200);
   });
 
   it("accepts more architectures (arm64, i386) under one alias", async () => {
