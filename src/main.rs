@@ -9,6 +9,9 @@ fn main() {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod publish;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -49,6 +52,25 @@ mod cli {
             /// Image file, or the metadata tarball of a split image (`-` for stdin).
             file: PathBuf,
             /// Rootfs file of a split image (squashfs, qcow2 or tarball).
+            rootfs: Option<PathBuf>,
+        },
+        /// Upload an image to an lxdimg edge worker, which validates it with the same core and
+        /// serves it for `lxc image import https://…` and simplestreams remotes.
+        ///
+        /// Exit status: 0 when stored, 1 when the worker (LXD 5.0's verdict) rejects it, 2 otherwise.
+        Publish {
+            /// The worker's base URL, e.g. https://images.example.org
+            #[arg(long)]
+            server: String,
+            /// Upload token (the worker's UPLOAD_TOKEN secret).
+            #[arg(long, env = "LXDIMG_TOKEN", hide_env_values = true)]
+            token: String,
+            /// Alias to point at the image (repeatable).
+            #[arg(long = "alias")]
+            aliases: Vec<String>,
+            /// Image file, or the metadata tarball of a split image.
+            file: PathBuf,
+            /// Rootfs file of a split image.
             rootfs: Option<PathBuf>,
         },
         /// Print LXD's fingerprint of an image (SHA-256 of the file, or of metadata then rootfs).
@@ -150,6 +172,41 @@ mod cli {
 
     fn run(cli: Cli) -> io::Result<i32> {
         match cli.command {
+            Command::Publish {
+                server,
+                token,
+                aliases,
+                file,
+                rootfs,
+            } => {
+                match crate::publish::publish(&server, &token, &file, rootfs.as_deref(), &aliases) {
+                    Ok(p) => {
+                        let what = if p.created {
+                            "published"
+                        } else {
+                            "already published"
+                        };
+                        println!(
+                            "{what} {} ({}, {}, {})",
+                            p.fingerprint, p.architecture, p.image_type, p.format
+                        );
+                        println!("{}", p.import_command);
+                        Ok(0)
+                    }
+                    Err(e) => match e
+                        .get_ref()
+                        .and_then(|x| x.downcast_ref::<crate::publish::Rejected>())
+                    {
+                        Some(r) => {
+                            // The worker's report says why, in the same shape as `inspect --json`.
+                            println!("{}", r.report);
+                            eprintln!("Error: {}", r.error);
+                            Ok(1)
+                        }
+                        None => Err(e),
+                    },
+                }
+            }
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())

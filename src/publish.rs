@@ -71,7 +71,8 @@ impl<R: Read> Read for Progress<R> {
 }
 
 fn open(path: &Path) -> io::Result<(File, u64)> {
-    let f = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let f = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let len = f.metadata()?.len();
     Ok((f, len))
 }
@@ -115,8 +116,10 @@ fn progress_bar(total: u64) -> ProgressBar {
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     pb.set_style(
-        ProgressStyle::with_template("uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb
 }
@@ -132,10 +135,19 @@ fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
 /// Errors: I/O on the files; transport failures; HTTP errors with the worker's message
 /// (401 wrong token, 413 too large, 400 bad request, …); a rejected image as an `InvalidData`
 /// error wrapping [`Rejected`].
-pub fn publish(server: &str, token: &str, file: &Path, rootfs: Option<&Path>, aliases: &[String]) -> io::Result<Published> {
+pub fn publish(
+    server: &str,
+    token: &str,
+    file: &Path,
+    rootfs: Option<&Path>,
+    aliases: &[String],
+) -> io::Result<Published> {
     let server = server.trim_end_matches('/');
     if !(server.starts_with("https://") || server.starts_with("http://")) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("--server must be an http(s):// URL, not {server:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--server must be an http(s):// URL, not {server:?}"),
+        ));
     }
     let mut url = format!("{server}/api/images?");
     for a in aliases {
@@ -160,13 +172,18 @@ pub fn publish(server: &str, token: &str, file: &Path, rootfs: Option<&Path>, al
             let head = part("metadata", &base_name(file));
             let mid = format!("\r\n{}", part(rootfs_part_name(root)?, &base_name(root)));
             let tail = format!("\r\n--{BOUNDARY}--\r\n");
-            let len = head.len() as u64 + meta_len + mid.len() as u64 + root_len + tail.len() as u64;
+            let len =
+                head.len() as u64 + meta_len + mid.len() as u64 + root_len + tail.len() as u64;
             let body = io::Cursor::new(head.into_bytes())
                 .chain(meta)
                 .chain(io::Cursor::new(mid.into_bytes()))
                 .chain(rootf)
                 .chain(io::Cursor::new(tail.into_bytes()));
-            (Box::new(body), len, format!("multipart/form-data; boundary={BOUNDARY}"))
+            (
+                Box::new(body),
+                len,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
         }
     };
 
@@ -180,7 +197,10 @@ pub fn publish(server: &str, token: &str, file: &Path, rootfs: Option<&Path>, al
         .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", &content_type)
         .set("Content-Length", &length.to_string())
-        .send(Progress { inner: body, bar: bar.clone() });
+        .send(Progress {
+            inner: body,
+            bar: bar.clone(),
+        });
     bar.finish_and_clear();
 
     let (status, text) = match result {
@@ -190,10 +210,17 @@ pub fn publish(server: &str, token: &str, file: &Path, rootfs: Option<&Path>, al
     };
     match status {
         200 | 201 => {
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("unexpected answer from {server}: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected answer from {server}: {e}"),
+                )
+            })?;
             Ok(Published {
-                created: v.get("created").and_then(|c| c.as_bool()).unwrap_or(status == 201),
+                created: v
+                    .get("created")
+                    .and_then(|c| c.as_bool())
+                    .unwrap_or(status == 201),
                 fingerprint: field(&v, "fingerprint").into(),
                 architecture: field(&v, "architecture").into(),
                 image_type: field(&v, "type").into(),
@@ -210,8 +237,17 @@ pub fn publish(server: &str, token: &str, file: &Path, rootfs: Option<&Path>, al
                 .and_then(|e| e.as_str())
                 .unwrap_or("rejected")
                 .to_string();
-            Err(io::Error::new(io::ErrorKind::InvalidData, Rejected { error, report: text }))
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Rejected {
+                    error,
+                    report: text,
+                },
+            ))
         }
-        code => Err(io::Error::other(format!("{server}: HTTP {code}: {}", text.trim()))),
+        code => Err(io::Error::other(format!(
+            "{server}: HTTP {code}: {}",
+            text.trim()
+        ))),
     }
 }
