@@ -47,9 +47,11 @@ demo: build
 	@bash scripts/demo-image.sh target/demo
 	$(LXDIMG) inspect target/demo/demo.tar.xz || true
 
+# The page and the edge worker on http://127.0.0.1:8080/ (wrangler dev), after a CLI demo.
 run: setup demo
 	@echo
-	@echo "Inspect your own image with: $(LXDIMG) inspect IMAGE [ROOTFS]   (add --json for the report)"
+	@echo "CLI: $(LXDIMG) inspect IMAGE [ROOTFS]   (--json for the report)"
+	@$(MAKE) --no-print-directory run-worker
 
 bench: setup build $(EXTRA_BENCH)
 	bash bench/run.sh
