@@ -21,6 +21,8 @@ export interface InspectorOptions {
   names?: [string | null | undefined, (string | null | undefined)?];
   /** Split images: the type the uploader declares (multipart part `rootfs` or `rootfs.img`). Left out: decided from the rootfs content, as `lxc` does. */
   splitType?: "container" | "virtual-machine" | null;
+  /** Canonical architecture of the LXD host (`x86_64`, `aarch64`, …), for the `creatable` verdict. Left out: not checked. */
+  hostArch?: string | null;
 }
 
 /** What one LXD/Incus version says about importing the image. */
@@ -28,6 +30,17 @@ export interface Verdict {
   accepted: boolean;
   /** The error the import fails with, word for word (without `Error: `). */
   error: string | null;
+  /** Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host. */
+  creatable: Creatable;
+}
+
+/** Whether an instance can be created from the image (LXD unpacks it whole at that point). */
+export interface Creatable {
+  /** `null` when it cannot be known (`error` says why). */
+  ok: boolean | null;
+  error: string | null;
+  /** `decode-error`, `trailing-data`, `tar-error`, `squashfs-invalid`, `qcow2-invalid`, `rootfs-unsupported`, `architecture`; for `ok: null`: `import-rejected`, `not-checked`, `virtual-machine`, `host-unknown`. */
+  code: string | null;
 }
 
 export interface FileReport {
@@ -135,6 +148,7 @@ struct JsOptions {
     now: Option<f64>,
     names: Option<Vec<Option<String>>>,
     split_type: Option<String>,
+    host_arch: Option<String>,
 }
 
 fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
@@ -170,6 +184,7 @@ fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
         now,
         names,
         split_type,
+        host_arch: js.host_arch,
         ..Options::default()
     })
 }

@@ -233,6 +233,27 @@ fn split_type_option_reaches_the_report() {
 }
 
 #[wasm_bindgen_test]
+fn host_arch_option_reaches_the_creatable_verdict() {
+    let image = common::gzip(&common::unified_tar(
+        common::TarFlavor::Gnu,
+        common::METADATA,
+        false,
+    ));
+    let creatable = |opts: &str| {
+        let mut insp = Inspector::new(Some(JSON::parse(opts).unwrap().unchecked_into())).unwrap();
+        insp.push(&image).unwrap();
+        let r = to_json(&insp.finish().unwrap().into());
+        r["verdicts"]["lxd-5.0"]["creatable"].clone()
+    };
+    assert_eq!(creatable(r#"{"hostArch": "x86_64"}"#)["ok"], true);
+    let no = creatable(r#"{"hostArch": "aarch64"}"#);
+    assert_eq!(
+        (&no["ok"], &no["code"]),
+        (&false.into(), &"architecture".into())
+    );
+}
+
+#[wasm_bindgen_test]
 fn fingerprinter_and_helpers() {
     let fixtures = common::fixtures();
     for (name, files) in &fixtures {
