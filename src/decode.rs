@@ -166,14 +166,27 @@ impl Decoder {
             }
             Codec::Gzip(g) => g.push(input, base, out, sink)?,
             Codec::Bzip2(b) => b.push(input, base, out, sink)?,
-            Codec::Xz(x) => {
-                xz_push(x, input, base, out, sink)?.map(|used| (base + used as u64, true))
-            }
+            Codec::Xz(x) => lz_push(
+                "xz",
+                &mut |i, o, a| x.process(i, o, a),
+                input,
+                base,
+                out,
+                sink,
+            )?
+            .map(|used| (base + used as u64, true)),
             Codec::Lzma(l, ended) => {
                 if *ended {
                     Some((base, true))
                 } else {
-                    let r = lzma_push(l, input, base, out, sink)?;
+                    let r = lz_push(
+                        "lzma",
+                        &mut |i, o, a| l.process(i, o, a),
+                        input,
+                        base,
+                        out,
+                        sink,
+                    )?;
                     *ended = r.is_some();
                     r.map(|used| (base + used as u64, true))
                 }
@@ -305,8 +318,14 @@ fn xz_message(e: &std::io::Error) -> String {
 }
 
 /// Runs an lzma-rust2 stream over `input`; returns `Some(bytes used)` when the stream ended.
-fn xz_push(
-    x: &mut XzStream,
+/// The `process` call shared by lzma-rust2's push decoders (`XzStream`, `LzmaStream`).
+pub(crate) type LzProcess<'a> =
+    &'a mut dyn FnMut(&[u8], &mut [u8], Action) -> std::io::Result<lzma_rust2::StreamResult>;
+
+/// Runs an lzma-rust2 stream over `input`; returns `Some(bytes used)` when the stream ended.
+fn lz_push(
+    tool: &str,
+    process: LzProcess,
     input: &[u8],
     base: u64,
     out: &mut [u8],
@@ -314,9 +333,8 @@ fn xz_push(
 ) -> Result<Option<usize>, DecodeError> {
     let mut pos = 0;
     loop {
-        let res = x
-            .process(&input[pos..], out, Action::Run)
-            .map_err(|e| err(base + pos as u64, &format!("xz: {}", xz_message(&e))))?;
+        let res = process(&input[pos..], out, Action::Run)
+            .map_err(|e| err(base + pos as u64, &format!("{tool}: {}", xz_message(&e))))?;
         pos += res.bytes_consumed;
         sink(&out[..res.bytes_produced]);
         if res.status == LzStatus::StreamEnd {
@@ -328,25 +346,22 @@ fn xz_push(
     }
 }
 
-fn lzma_push(
-    l: &mut LzmaStream,
+/// Decodes a whole in-memory lzma-rust2 stream into `out`; returns the bytes produced.
+pub(crate) fn lz_decode_all(
+    process: LzProcess,
     input: &[u8],
-    base: u64,
     out: &mut [u8],
-    sink: Sink,
-) -> Result<Option<usize>, DecodeError> {
-    let mut pos = 0;
+) -> std::io::Result<usize> {
+    let (mut pos, mut total) = (0, 0);
     loop {
-        let res = l
-            .process(&input[pos..], out, Action::Run)
-            .map_err(|e| err(base + pos as u64, &format!("lzma: {}", xz_message(&e))))?;
-        pos += res.bytes_consumed;
-        sink(&out[..res.bytes_produced]);
-        if res.status == LzStatus::StreamEnd {
-            return Ok(Some(pos));
-        }
-        if res.bytes_consumed == 0 && res.bytes_produced < out.len() {
-            return Ok(None);
+        let r = process(&input[pos..], &mut out[total..], Action::Finish)?;
+        pos += r.bytes_consumed;
+        total += r.bytes_produced;
+        if r.status == LzStatus::StreamEnd
+            || (r.bytes_consumed == 0 && r.bytes_produced == 0)
+            || total == out.len()
+        {
+            return Ok(total);
         }
     }
 }

@@ -252,41 +252,15 @@ fn decompress_block(compressor: u16, data: &[u8]) -> Result<Vec<u8>, String> {
                 .map_err(|e| format!("gzip: {e}"))?;
             d.total_out() as usize
         }
-        4 | 2 => {
-            let mut total = 0;
-            let mut pos = 0;
-            if compressor == 4 {
-                let mut x = lzma_rust2::XzStream::new(false);
-                loop {
-                    let r = x
-                        .process(&data[pos..], &mut out[total..], lzma_rust2::Action::Finish)
-                        .map_err(|e| format!("xz uncompress failed: {e}"))?;
-                    pos += r.bytes_consumed;
-                    total += r.bytes_produced;
-                    if r.status == lzma_rust2::Status::StreamEnd
-                        || (r.bytes_consumed == 0 && r.bytes_produced == 0)
-                        || total == out.len()
-                    {
-                        break;
-                    }
-                }
-            } else {
-                let mut x = lzma_rust2::LzmaStream::new_mem_limit(64 << 10, None);
-                loop {
-                    let r = x
-                        .process(&data[pos..], &mut out[total..], lzma_rust2::Action::Finish)
-                        .map_err(|e| format!("lzma uncompress failed: {e}"))?;
-                    pos += r.bytes_consumed;
-                    total += r.bytes_produced;
-                    if r.status == lzma_rust2::Status::StreamEnd
-                        || (r.bytes_consumed == 0 && r.bytes_produced == 0)
-                        || total == out.len()
-                    {
-                        break;
-                    }
-                }
-            }
-            total
+        4 => {
+            let mut x = lzma_rust2::XzStream::new(false);
+            crate::decode::lz_decode_all(&mut |i, o, a| x.process(i, o, a), data, &mut out)
+                .map_err(|e| format!("xz uncompress failed: {e}"))?
+        }
+        2 => {
+            let mut x = lzma_rust2::LzmaStream::new_mem_limit(64 << 10, None);
+            crate::decode::lz_decode_all(&mut |i, o, a| x.process(i, o, a), data, &mut out)
+                .map_err(|e| format!("lzma uncompress failed: {e}"))?
         }
         6 => {
             let mut v = Vec::new();
