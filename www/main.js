@@ -216,6 +216,7 @@ function render(r, names, m) {
         h("th", { scope: "row" }, label),
         h("td", {}, v.accepted ? "✓ accepted" : "✗ refused"),
         h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : "—"),
+        h("td", { class: "launch" }, launchText(v.creatable)),
       );
     }),
   );
@@ -297,6 +298,14 @@ function render(r, names, m) {
   const rate = m.ms > 0 ? ` (${bytes(Math.round(m.bytes / (m.ms / 1000)))}/s)` : "";
   $("timing").textContent = `Read ${bytes(m.bytes)} in ${(m.ms / 1000).toFixed(2)} s${rate}` +
     (r.verdict_offset !== null ? `; the LXD 5.0 verdict was known after ${bytes(r.verdict_offset)}.` : ".");
+}
+
+/** The `creatable` verdict: whether `lxc launch` of the imported image would work. */
+function launchText(c) {
+  if (!c) return "—";
+  if (c.ok === true) return "✓ yes";
+  if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, c.error ?? c.code));
+  return h("span", { class: "hint", title: c.error ?? "" }, c.code === "import-rejected" ? "— (not imported)" : `? ${c.error ?? "unknown"}`);
 }
 
 function where(x) {
