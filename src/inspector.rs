@@ -176,7 +176,7 @@ impl Visitor for Collector {
                 self.cur = Some(Keep::Metadata(self.docs.len() - 1));
                 wanted = h.size > 0;
                 if !wanted {
-                    self.entry_end_meta(self.docs.len() - 1);
+                    self.metadata_decoded();
                 }
             }
         } else if let Some(rest) = name.strip_prefix(b"rootfs/") {
@@ -249,14 +249,15 @@ impl Visitor for Collector {
     fn entry_end(&mut self) {
         if let Some(Keep::Metadata(i)) = self.cur {
             self.docs[i].complete = true;
-            self.entry_end_meta(i);
+            self.metadata_decoded();
         }
         self.cur = None;
     }
 }
 
 impl Collector {
-    fn entry_end_meta(&mut self, _i: usize) {
+    /// A `metadata.yaml` entry is complete: LXD decodes it now, and may fail right here.
+    fn metadata_decoded(&mut self) {
         if !self.early_error && verdict::decode_docs(&LXD_5_0, &self.docs).is_err() {
             self.early_error = true;
         }
@@ -495,8 +496,7 @@ impl Inspector {
         }
         let first = &mut self.files[0];
         first.role = Role::Metadata;
-        let complete = !first.decided || first.ended || true;
-        first.end(complete);
+        first.end(true);
         self.check_verdict();
         self.files
             .push(FileState::new(Role::Rootfs, self.opts.names[1].clone()));
@@ -1106,8 +1106,7 @@ fn template_reports(m: &ImageMetadata, c: &Collector, out: &mut Findings) -> Vec
                 None,
                 entry.clone(),
             );
-        } else if let Some(f) = file.filter(|f| !f.regular) {
-            let _ = f;
+        } else if file.is_some_and(|f| !f.regular) {
             out.push(
                 "template-file-not-regular",
                 Severity::Warning,

@@ -375,7 +375,6 @@ impl TarWalker {
         let mut kind = self.block[156];
         let pad_of = |n: u64| (512 - n % 512) % 512;
         if matches!(kind, b'L' | b'K' | b'x' | b'g') {
-            let size = if kind == b'g' { size } else { size };
             if size > PAX_HEADER_MAX as u64 {
                 self.fail(
                     at,
