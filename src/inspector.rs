@@ -272,7 +272,9 @@ impl Collector {
 struct FileState {
     role: Role,
     name: Option<String>,
-    sha: Sha256,
+    /// This file's own SHA-256. `None` for the first file while it is the only one: its bytes are
+    /// exactly the fingerprint's so far, so they are hashed once (see `start_rootfs`).
+    sha: Option<Sha256>,
     size: u64,
     head: Vec<u8>,
     decided: bool,
@@ -294,7 +296,7 @@ impl FileState {
         FileState {
             role,
             name,
-            sha: Sha256::new(),
+            sha: (role == Role::Rootfs).then(Sha256::new),
             size: 0,
             head: Vec::with_capacity(ROOTFS_HEADER_KEEP),
             decided: false,
@@ -365,7 +367,9 @@ impl FileState {
     }
 
     fn feed(&mut self, piece: &[u8]) {
-        self.sha.update(piece);
+        if let Some(sha) = self.sha.as_mut() {
+            sha.update(piece);
+        }
         self.size += piece.len() as u64;
         if self.decided {
             if self.sq_tables.is_some() {
@@ -438,8 +442,8 @@ impl FileState {
         }
     }
 
-    fn hex(&self) -> String {
-        hex(&self.sha.clone().finalize())
+    fn hex(&self, fingerprint: &Sha256) -> String {
+        hex(&self.sha.as_ref().unwrap_or(fingerprint).clone().finalize())
     }
 }
 
@@ -496,6 +500,8 @@ impl Inspector {
         }
         let first = &mut self.files[0];
         first.role = Role::Metadata;
+        // The metadata file's own hash is the fingerprint's state at this point.
+        first.sha = Some(self.fingerprint.clone());
         first.end(true);
         self.check_verdict();
         self.files
@@ -509,6 +515,7 @@ impl Inspector {
             return Err(ApiError::RootfsAlreadyStarted);
         }
         self.files[0].role = Role::Metadata;
+        self.files[0].sha = Some(self.fingerprint.clone());
         self.files[0].end(false);
         self.files
             .push(FileState::new(Role::Rootfs, self.opts.names[1].clone()));
@@ -692,7 +699,7 @@ impl Inspector {
                 role: f.role.name(),
                 name: f.name.clone(),
                 size: f.size,
-                sha256: complete.then(|| f.hex()),
+                sha256: complete.then(|| f.hex(&self.fingerprint)),
                 compression: match (f.size, f.format) {
                     (0, _) => "empty".into(),
                     (_, Some(fmt)) => fmt.name().into(),
