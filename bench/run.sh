@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 D=bench/data
 mkdir -p "$D"
 need() { command -v "$1" >/dev/null || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
-need debootstrap debootstrap; need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
+need debootstrap debootstrap; need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl; [ -x /usr/bin/time ] || need nonexistent-tool time
 
 # A realistic rootfs: a debootstrapped Debian bookworm (minbase + systemd, ssh, python3; ~300 MB).
 if [ ! -f "$D/rootfs/etc/os-release" ]; then
