@@ -56,6 +56,7 @@ from lxd_differential import (  # noqa: E402
     multipart, qcow2, raw_member, remove_orphans, resolve_lxdimg, select, split, squashfs, std, tar, xz, zst,
     _corrupt_member_checksum,
 )
+from lxd_differential import run_lxdimg as inspect_json  # noqa: E402
 
 POOL_DIR = Path(os.environ.get("LXD_POOL_DIR", "/var/lib/lxd/storage-pools/default"))
 DEFAULT_OUT = Path(__file__).resolve().parent / "lxd_creatable_expected.jsonl"
@@ -555,19 +556,12 @@ def run_lxd(lxd: LXD, case: Case, main: Path, rootfs: Optional[Path], part: Opti
 
 
 def run_lxdimg(exe: Path, main: Path, rootfs: Optional[Path], extra: tuple = ()) -> dict:
-    cmd = [str(exe), "inspect", "--json", *extra, str(main)] + ([str(rootfs)] if rootfs else [])
-    try:
-        cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
-    except subprocess.TimeoutExpired:
-        return {"fatal": "timeout after 300s"}
-    out = {"exit": cp.returncode}
-    try:
-        rep = json.loads(cp.stdout)
-    except ValueError as e:
-        out["fatal"] = f"exit {cp.returncode}, stdout not JSON ({e}): {cp.stderr[:300]!r}"
+    """lxd_differential's runner, plus the creatable verdict of lxd-5.0."""
+    out = inspect_json(exe, main, rootfs, extra)
+    if "fatal" in out:
         return out
-    v = (rep.get("verdicts") or {}).get("lxd-5.0") or {}
-    out["accepted"] = v.get("accepted")
+    v = out.pop("report")["verdicts"]["lxd-5.0"]
+    out = {"exit": out["exit"], "accepted": out["accepted"]}
     if "creatable" not in v:
         out["missing"] = True
         return out
