@@ -104,7 +104,7 @@ def classify(text: Optional[str], code: Optional[str] = None) -> Optional[str]:
 
     Only the tool output is looked at (what follows "Process exited with non-zero value N (" in LXD's
     message: the command line contains the instance name), line by line, first match wins, so the
-    decompressor's own line decides over tar's follow-up lines."""
+    decompressor's own line decides over tar's lines."""
     if code:
         for cls, _, code_res in CLASSES:
             if any(re.search(r, code, re.I) for r in code_res):
@@ -116,7 +116,11 @@ def classify(text: Optional[str], code: Optional[str] = None) -> Optional[str]:
         if m is None and re.search(r"Process exited with non-zero value \d+$", text):
             return "unpack"  # LXD lost the tool's stderr (happens at random): any unpack class matches
         body = text[m.end():] if m else text
-        for line in body.splitlines():
+        # The decompressor's lines first, wherever they come: tar's own lines (even one printed
+        # earlier, e.g. "Skipping to next header" on garbage a corrupt deflate stream produced)
+        # are consequences of it.
+        lines = body.splitlines()
+        for line in [x for x in lines if not x.startswith("tar:")] + [x for x in lines if x.startswith("tar:")]:
             for cls, text_res, _ in CLASSES:
                 if any(re.search(r, line) for r in text_res):
                     return cls
