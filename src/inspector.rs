@@ -557,7 +557,7 @@ impl Inspector {
         }
     }
 
-    fn walk(&self) -> (LxdWalk, Option<SplitRootfs>) {
+    fn walk(&self) -> (LxdWalk<'_>, Option<SplitRootfs<'_>>) {
         let f = &self.files[0];
         let head = if f.decided {
             &f.head[..f.head.len().min(HEADER_LEN)]
@@ -565,22 +565,22 @@ impl Inspector {
             &[][..]
         };
         let walk = LxdWalk {
-            head: head.to_vec(),
+            head,
             decoded_as: if f.decoder.is_some() {
                 f.format
             } else {
                 f.format.filter(|x| !x.is_tarball())
             },
-            docs: f.col.docs.clone(),
+            docs: &f.col.docs,
             root: f.col.root,
             tar_error: if f.col.lxd_stopped {
                 None
             } else {
-                f.walker.error().cloned()
+                f.walker.error()
             },
         };
         let split = self.files.get(1).map(|r| SplitRootfs {
-            head: r.head[..r.head.len().min(HEADER_LEN)].to_vec(),
+            head: &r.head[..r.head.len().min(HEADER_LEN)],
             client_check: self.opts.split_type.is_none(),
         });
         (walk, split)

@@ -132,22 +132,22 @@ pub struct MetaDoc {
 
 /// What LXD's metadata walk over the image (or the metadata tarball) saw.
 #[derive(Debug, Clone, Default)]
-pub struct LxdWalk {
+pub struct LxdWalk<'a> {
     /// First bytes of the file (up to 263), for detection.
-    pub head: Vec<u8>,
+    pub head: &'a [u8],
     /// The format lxdimg decoded the file as.
     pub decoded_as: Option<Format>,
-    pub docs: Vec<MetaDoc>,
+    pub docs: &'a [MetaDoc],
     /// Root type seen (last one wins), before the stop.
     pub root: Option<ImageType>,
     /// A tar error hit before the stop.
-    pub tar_error: Option<TarError>,
+    pub tar_error: Option<&'a TarError>,
 }
 
 /// The rootfs file of a split image, as the `lxc` client checks it.
 #[derive(Debug, Clone)]
-pub struct SplitRootfs {
-    pub head: Vec<u8>,
+pub struct SplitRootfs<'a> {
+    pub head: &'a [u8],
     /// Whether the `lxc` client's detection runs on it (it does unless the uploader names the
     /// multipart part itself, as API clients and the edge worker do).
     pub client_check: bool,
@@ -183,8 +183,8 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, S
 /// The import verdict of one target.
 pub fn evaluate(
     target: &Target,
-    walk: &LxdWalk,
-    split_rootfs: Option<&SplitRootfs>,
+    walk: &LxdWalk<'_>,
+    split_rootfs: Option<&SplitRootfs<'_>>,
 ) -> (Verdict, Option<ImageMetadata>) {
     let reject = |e: String| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
