@@ -56,7 +56,7 @@ from lxd_differential import (  # noqa: E402
     multipart, qcow2, raw_member, remove_orphans, resolve_lxdimg, select, split, squashfs, std, tar, xz, zst,
     _corrupt_member_checksum,
 )
-from lxd_differential import run_lxdimg as inspect_json  # noqa: E402
+from lxd_differential import open_sources, run_lxdimg as inspect_json  # noqa: E402
 
 POOL_DIR = Path(os.environ.get("LXD_POOL_DIR", "/var/lib/lxd/storage-pools/default"))
 DEFAULT_OUT = Path(__file__).resolve().parent / "lxd_creatable_expected.jsonl"
@@ -211,28 +211,13 @@ def gz_bad_isize(b: bytes) -> bytes:
     return bytes(g)
 
 
-def gz_corrupt_middle(b: bytes) -> bytes:
-    g = bytearray(gz(b))
-    mid = len(g) * 2 // 3
-    for i in range(mid, mid + 8):
-        g[i] ^= 0xA5
-    return bytes(g)
-
-
-def gz_corrupt_random(b: bytes, seed: int) -> bytes:
+def corrupt_middle(g: bytes, n: int = 8, seed: Optional[int] = None) -> bytes:
+    """`n` bytes at 2/3 of a compressed stream flipped (or, with a seed, replaced by random bytes)."""
     import random
-    g, r = bytearray(gz(b)), random.Random(seed)
+    g, r = bytearray(g), random.Random(seed)
     mid = len(g) * 2 // 3
-    for i in range(mid, mid + 64):
-        g[i] = r.randrange(256)
-    return bytes(g)
-
-
-def xz_corrupt_middle(b: bytes) -> bytes:
-    g = bytearray(xz(b))
-    mid = len(g) * 2 // 3
-    for i in range(mid, mid + 8):
-        g[i] ^= 0xA5
+    for i in range(mid, mid + n):
+        g[i] = r.randrange(256) if seed is not None else g[i] ^ 0xA5
     return bytes(g)
 
 
@@ -350,11 +335,11 @@ def cases() -> list[Case]:
     add("gz_bad_crc", "tar.gz with a wrong CRC32 trailer", lambda w: gz_bad_crc(big_tar()), expect="compressed-data")
     add("gz_bad_isize", "tar.gz with a wrong ISIZE trailer", lambda w: gz_bad_isize(big_tar()), expect="compressed-data")
     add("gz_corrupt_deflate", "tar.gz (compressible rootfs/big) with 8 bytes flipped at 2/3",
-        lambda w: gz_corrupt_middle(big_tar(text_blob(1024 * 1024))), expect="compressed-data")
+        lambda w: corrupt_middle(gz(big_tar(text_blob(1024 * 1024)))), expect="compressed-data")
     add("gz_corrupt_deflate_format", "tar.gz (compressible rootfs/big) with 64 random bytes at 2/3 (format violated)",
-        lambda w: gz_corrupt_random(big_tar(text_blob(1024 * 1024)), 7), expect="compressed-data")
+        lambda w: corrupt_middle(gz(big_tar(text_blob(1024 * 1024))), 64, 7), expect="compressed-data")
     add("xz_corrupt_middle", "tar.xz (compressible rootfs/big) with 8 bytes flipped at 2/3",
-        lambda w: xz_corrupt_middle(big_tar(text_blob(1024 * 1024))), ".tar.xz", "compressed-data")
+        lambda w: corrupt_middle(xz(big_tar(text_blob(1024 * 1024)))), ".tar.xz", "compressed-data")
 
     # ---- trailing bytes after the compressed stream ----
     add("gz_trailing_garbage_4k", "tar.gz + 4 KiB random", lambda w: gz(big_tar()) + det_bytes(4096, 3),
@@ -636,28 +621,11 @@ def main() -> int:
         print("no case matches", file=sys.stderr)
         return 2
 
-    recorded, lxd = None, None
-    if args.from_expected:
-        recorded = {}
-        for line in Path(args.from_expected).read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                recorded[d["case"]] = d
-    else:
-        lxd = LXD()
-        try:
-            info = lxd.ping()
-        except (OSError, LXDError) as e:
-            print(f"cannot reach LXD on {SOCKET}: {e}\n(run scripts/lxd-setup.sh as root)", file=sys.stderr)
-            return 2
-        print(f"# LXD {info.get('environment', {}).get('server_version')} via {SOCKET}")
-
-    exe = None
-    if not args.lxd_only:
-        exe = resolve_lxdimg()
-        if not exe.exists():
-            print(f"lxdimg binary not found at {exe} (set LXDIMG or use --lxd-only)", file=sys.stderr)
-            return 2
+    sources = open_sources(args)
+    if isinstance(sources, int):
+        return sources
+    recorded, lxd, exe = sources
+    if exe:
         print(f"# lxdimg: {exe}")
 
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lxd-creatable-"))

@@ -909,6 +909,32 @@ def select(all_cases: list[Case], patterns: list[str]) -> list[Case]:
     return [c for c in all_cases if match(c.name)]
 
 
+def open_sources(args, log=sys.stdout):
+    """What a run compares: recorded LXD answers (--from-expected) or a live LXD, and the lxdimg
+    binary (unless --lxd-only). Returns (recorded, lxd, exe), or an exit code after a message."""
+    recorded, lxd, exe = None, None, None
+    if args.from_expected:
+        recorded = {}
+        for line in Path(args.from_expected).read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                recorded[d["case"]] = d
+    else:
+        lxd = LXD()
+        try:
+            info = lxd.ping()
+        except (OSError, LXDError) as e:
+            print(f"cannot reach LXD on {SOCKET}: {e}\n(run scripts/lxd-setup.sh as root)", file=sys.stderr)
+            return 2
+        print(f"# LXD {info.get('environment', {}).get('server_version')} via {SOCKET}", file=log)
+    if not args.lxd_only:
+        exe = resolve_lxdimg()
+        if not exe.exists():
+            print(f"lxdimg binary not found at {exe} (set LXDIMG or build it; use --lxd-only to skip)", file=sys.stderr)
+            return 2
+    return recorded, lxd, exe
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -933,31 +959,13 @@ def main() -> int:
 
     log = sys.stderr if args.lxd_only else sys.stdout
 
-    recorded = None
-    lxd = None
-    if args.from_expected:
-        if args.lxd_only:
-            ap.error("--from-expected and --lxd-only are exclusive")
-        recorded = {}
-        for line in Path(args.from_expected).read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                recorded[d["case"]] = d
-    else:
-        lxd = LXD()
-        try:
-            info = lxd.ping()
-        except (OSError, LXDError) as e:
-            print(f"cannot reach LXD on {SOCKET}: {e}\n(run scripts/lxd-setup.sh as root)", file=sys.stderr)
-            return 2
-        print(f"# LXD {info.get('environment', {}).get('server_version')} via {SOCKET}", file=log)
-
-    exe = None
-    if not args.lxd_only:
-        exe = resolve_lxdimg()
-        if not exe.exists():
-            print(f"lxdimg binary not found at {exe} (set LXDIMG or build it; use --lxd-only to skip)", file=sys.stderr)
-            return 2
+    if args.from_expected and args.lxd_only:
+        ap.error("--from-expected and --lxd-only are exclusive")
+    sources = open_sources(args, log)
+    if isinstance(sources, int):
+        return sources
+    recorded, lxd, exe = sources
+    if exe:
         print(f"# lxdimg: {exe}", file=log)
 
     if args.keep:
