@@ -262,14 +262,13 @@ fn decompress_block(compressor: u16, data: &[u8]) -> Result<Vec<u8>, String> {
             crate::decode::lz_decode_all(&mut |i, o, a| x.process(i, o, a), data, &mut out)
                 .map_err(|e| format!("lzma uncompress failed: {e}"))?
         }
-        6 => {
-            let mut v = Vec::new();
-            let mut dec = ruzstd::decoding::FrameDecoder::new();
-            dec.decode_all_to_vec(data, &mut v)
-                .map_err(|e| format!("zstd uncompress failed: {e}"))?;
-            out = v;
-            out.len()
-        }
+        6 => zstd_safe::decompress(&mut out[..], data).map_err(|code| {
+            if zstd_safe::get_error_name(code).contains("too small") {
+                format!("metadata block decompresses to more than {META} bytes")
+            } else {
+                format!("zstd uncompress failed: {}", zstd_safe::get_error_name(code))
+            }
+        })?,
         _ => return Ok(Vec::new()), // lzo / lz4: not decoded by lxdimg
     };
     if n > META {

@@ -1,0 +1,327 @@
+//! Push-driven decompressors: compressed bytes in, decoded bytes out to a sink, bounded memory.
+//!
+//! Each codec is fed slices of any size and hands every decoded byte to the sink before
+//! returning, so the output for a given input prefix does not depend on how it was chunked.
+//! Errors carry the compressed offset at which they were detected and the words the matching
+//! command-line tool (`gzip`, `xz`, …) would use.
+
+mod bzip2;
+mod gzip;
+mod lz;
+mod zstd;
+
+use crate::detect::Format;
+use crate::limits::{DECODE_CHUNK, DECODE_PIECE, MAX_DECODER_WINDOW};
+use bzip2::Bzip2;
+use gzip::Gzip;
+use lz::lz_push;
+pub(crate) use lz::lz_decode_all;
+use lzma_rust2::{Action, LzmaStream, Status as LzStatus, XzStream};
+use zstd::Zstd;
+
+/// A decoding failure: what went wrong and at which compressed byte offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub offset: u64,
+    pub message: String,
+}
+
+/// What followed the end of the compressed stream, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Trailing {
+    /// Offset of the first byte after the last complete stream/member.
+    pub offset: u64,
+    /// Number of bytes after it.
+    pub len: u64,
+    /// Whether all of them are zero bytes.
+    pub all_zero: bool,
+}
+
+/// A push decoder for one compressed file.
+pub struct Decoder {
+    codec: Codec,
+    out: Box<[u8]>,
+    /// Compressed bytes consumed so far.
+    offset: u64,
+    trailing: Option<Trailing>,
+    failed: bool,
+    /// Input waiting to complete an aligned piece.
+    stage: Vec<u8>,
+}
+
+enum Codec {
+    Plain,
+    Gzip(Box<Gzip>),
+    Bzip2(Box<Bzip2>),
+    Xz(Box<XzStream>),
+    Lzma(Box<LzmaStream>, bool),
+    Zstd(Box<Zstd>),
+}
+
+pub(super) type Sink<'a> = &'a mut dyn FnMut(&[u8]);
+
+impl Decoder {
+    /// A decoder for `format`; `None` for formats that are not tarballs (squashfs, qcow2, …).
+    pub fn new(format: Format) -> Option<Decoder> {
+        let window_kb = (MAX_DECODER_WINDOW / 1024) as u32;
+        let codec = match format {
+            Format::Tar => Codec::Plain,
+            Format::Gzip => Codec::Gzip(Box::new(Gzip::new())),
+            Format::Bzip2 => Codec::Bzip2(Box::new(Bzip2::new())),
+            Format::Xz => Codec::Xz(Box::new(XzStream::new_mem_limit(true, window_kb))),
+            Format::Lzma => {
+                Codec::Lzma(Box::new(LzmaStream::new_mem_limit(window_kb, None)), false)
+            }
+            Format::Zstd => Codec::Zstd(Box::new(Zstd::new())),
+            _ => return None,
+        };
+        let out = vec![
+            0u8;
+            if matches!(codec, Codec::Plain) {
+                0
+            } else {
+                DECODE_CHUNK
+            }
+        ]
+        .into_boxed_slice();
+        Some(Decoder {
+            codec,
+            out,
+            offset: 0,
+            trailing: None,
+            failed: false,
+            stage: Vec::new(),
+        })
+    }
+
+    /// Compressed bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes found after the end of the compressed data (trailing garbage or padding).
+    pub fn trailing(&self) -> Option<Trailing> {
+        self.trailing
+    }
+
+    fn note_trailing(&mut self, bytes: &[u8], at: u64) {
+        let t = self.trailing.get_or_insert(Trailing {
+            offset: at,
+            len: 0,
+            all_zero: true,
+        });
+        t.len += bytes.len() as u64;
+        t.all_zero &= bytes.iter().all(|&b| b == 0);
+    }
+
+    /// Feeds compressed bytes. After an error the decoder ignores further input.
+    pub fn push(&mut self, mut input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+        if self.failed {
+            return Ok(());
+        }
+        if matches!(self.codec, Codec::Plain) {
+            return self.push_piece(input, sink);
+        }
+        // Codecs always see the same sequence of calls (pieces aligned to absolute multiples of
+        // DECODE_PIECE), so output and error offsets never depend on the caller's chunking.
+        let piece = DECODE_PIECE as u64;
+        while !input.is_empty() {
+            let staged = self.stage.len() as u64;
+            let at = self.offset + staged;
+            let want = (piece - at % piece) as usize;
+            if staged == 0 && input.len() >= want {
+                self.push_piece(&input[..want], sink)?;
+                input = &input[want..];
+                continue;
+            }
+            let n = want.min(input.len());
+            self.stage.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if n == want {
+                let stage = std::mem::take(&mut self.stage);
+                let r = self.push_piece(&stage, sink);
+                self.stage = stage;
+                self.stage.clear();
+                r?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push_piece(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+        if self.failed {
+            return Ok(());
+        }
+        let base = self.offset;
+        let r = self.push_inner(input, sink);
+        self.offset = base + input.len() as u64;
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn push_inner(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+        let base = self.offset;
+        if self.trailing.is_some() {
+            self.note_trailing(input, base);
+            return Ok(());
+        }
+        let out = &mut self.out;
+        let done_at = match &mut self.codec {
+            Codec::Plain => {
+                sink(input);
+                None
+            }
+            Codec::Gzip(g) => g.push(input, base, out, sink)?,
+            Codec::Bzip2(b) => b.push(input, base, out, sink)?,
+            Codec::Xz(x) => lz_push(
+                "xz",
+                &mut |i, o, a| x.process(i, o, a),
+                input,
+                base,
+                out,
+                sink,
+            )?
+            .map(|used| (base + used as u64, true)),
+            Codec::Lzma(l, ended) => {
+                if *ended {
+                    Some((base, true))
+                } else {
+                    let r = lz_push(
+                        "lzma",
+                        &mut |i, o, a| l.process(i, o, a),
+                        input,
+                        base,
+                        out,
+                        sink,
+                    )?;
+                    *ended = r.is_some();
+                    r.map(|used| (base + used as u64, true))
+                }
+            }
+            Codec::Zstd(z) => z.push(input, base, out, sink)?,
+        };
+        if let Some((start, prefix_zero)) =
+            done_at.filter(|&(start, _)| start < base + input.len() as u64)
+        {
+            let from = start.saturating_sub(base) as usize;
+            let t = self.trailing.get_or_insert(Trailing {
+                offset: start,
+                len: 0,
+                all_zero: prefix_zero,
+            });
+            t.len += base.saturating_sub(start);
+            self.note_trailing(&input[from.min(input.len())..], start);
+        }
+        Ok(())
+    }
+
+    /// Decodes input held back to complete an aligned piece, without ending the stream (used
+    /// when reading stops early).
+    pub fn flush_stage(&mut self, sink: Sink) -> Result<(), DecodeError> {
+        if self.stage.is_empty() {
+            return Ok(());
+        }
+        let stage = std::mem::take(&mut self.stage);
+        self.push_piece(&stage, sink)
+    }
+
+    /// Signals the end of the compressed input: reports truncation.
+    pub fn finish(&mut self, sink: Sink) -> Result<(), DecodeError> {
+        self.flush_stage(sink)?;
+        if self.failed || self.trailing.is_some() {
+            return Ok(());
+        }
+        let at = self.offset;
+        let out = &mut self.out;
+        let r = match &mut self.codec {
+            Codec::Plain => Ok(()),
+            Codec::Gzip(g) => g.finish(at),
+            Codec::Bzip2(b) => b.finish(at),
+            Codec::Xz(x) => {
+                let mut r = Ok(());
+                loop {
+                    match x.process(&[], out, Action::Finish) {
+                        Ok(res) => {
+                            sink(&out[..res.bytes_produced]);
+                            if res.status == LzStatus::StreamEnd || res.bytes_produced == 0 {
+                                if res.status != LzStatus::StreamEnd {
+                                    r = Err(err(at, "xz: Unexpected end of input"));
+                                }
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            r = Err(err(at, &format!("xz: {}", xz_message(&e))));
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+            Codec::Lzma(l, ended) => {
+                let mut r = Ok(());
+                if !*ended {
+                    loop {
+                        match l.process(&[], out, Action::Finish) {
+                            Ok(res) => {
+                                sink(&out[..res.bytes_produced]);
+                                if res.status == LzStatus::StreamEnd {
+                                    break;
+                                }
+                                if res.bytes_produced == 0 {
+                                    r = Err(err(at, "lzma: Unexpected end of input"));
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                r = Err(err(at, &format!("lzma: {}", xz_message(&e))));
+                                break;
+                            }
+                        }
+                    }
+                }
+                r
+            }
+            Codec::Zstd(z) => match z.finish(at, out, sink) {
+                Ok(Some(start)) => {
+                    let zero = z.avail().iter().all(|&b| b == 0);
+                    self.trailing = Some(Trailing {
+                        offset: start,
+                        len: at - start,
+                        all_zero: zero,
+                    });
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+pub(super) fn err(offset: u64, message: &str) -> DecodeError {
+    DecodeError {
+        offset,
+        message: message.to_string(),
+    }
+}
+
+pub(super) fn xz_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    if s.contains("memory") || s.contains("limit") {
+        format!(
+            "{s} (lxdimg decodes windows up to {} MiB)",
+            MAX_DECODER_WINDOW >> 20
+        )
+    } else if s.is_empty() {
+        "Compressed data is corrupt".into()
+    } else {
+        s
+    }
+}
