@@ -11,6 +11,7 @@ pub const HEADER_LEN: usize = 263;
 
 /// An image file format as LXD names it (by the tar flags / extension it picks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Gzip,

@@ -10,24 +10,30 @@
 //! let mut inspector = lxdimg::Inspector::new(lxdimg::Options::default());
 //! inspector.push(b"not an image");
 //! let report = inspector.finish();
-//! assert_eq!(report.verdicts.lxd_5_0.error.as_deref(), Some("Unsupported compression"));
+//! assert_eq!(report.verdicts["lxd-5.0"].error.as_deref(), Some("Unsupported compression"));
 //! ```
 
 pub mod arch;
+mod assemble;
+pub mod codes;
+pub mod creatable;
 pub mod decode;
 pub mod detect;
+pub mod findings;
 mod inspector;
 pub mod limits;
 pub mod report;
 pub mod rootfs;
 pub mod tar;
 pub mod verdict;
+pub mod view;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 pub mod yaml;
 
+pub use codes::{FindingCode, Severity};
 pub use inspector::{ApiError, Inspector, Options};
-pub use report::{Finding, ImageFormat, ImageType, Report, Severity, Verdict, Verdicts};
+pub use report::{CreatableCode, Finding, ImageFormat, ImageType, Report, Verdict, Verdicts};
 
 /// The LXD fingerprint alone: SHA-256 over the unified file, or the metadata file then the rootfs.
 #[derive(Clone, Default)]

@@ -299,7 +299,7 @@ mod cli {
                 } else {
                     print_human(&mut out, &report, &file, rootfs.as_deref())?;
                 }
-                let accepted = report.verdicts.lxd_5_0.accepted;
+                let accepted = report.verdicts.reference().is_accepted();
                 Ok(
                     if !accepted || (strict && report.count(Severity::Error) > 0) {
                         1
@@ -361,10 +361,10 @@ mod cli {
         file: &Path,
         rootfs: Option<&Path>,
     ) -> io::Result<()> {
-        let v = &r.verdicts.lxd_5_0;
-        match (&r.fingerprint, v.accepted) {
-            (Some(fp), _) => writeln!(out, "Fingerprint: {fp}")?,
-            (None, _) => writeln!(out, "Fingerprint: (not computed: --quick)")?,
+        let v = r.verdicts.reference();
+        match &r.fingerprint {
+            Some(fp) => writeln!(out, "Fingerprint: {fp}")?,
+            None => writeln!(out, "Fingerprint: (not computed: --quick)")?,
         }
         let size: u64 = r.files.iter().map(|f| f.size).sum();
         writeln!(out, "Size: {}", human_size(size))?;
@@ -408,12 +408,17 @@ mod cli {
         }
         writeln!(out, "Verdicts:")?;
         for (key, v) in r.verdicts.iter() {
-            match &v.error {
-                None => writeln!(out, "    {key:<9} accepted")?,
-                Some(e) => writeln!(
+            match (v.accepted, &v.error, &v.reason) {
+                (Some(true), _, _) => writeln!(out, "    {key:<9} accepted")?,
+                (Some(false), e, _) => writeln!(
                     out,
                     "    {key:<9} rejected: {}",
-                    e.replace('\n', "\n              ")
+                    e.as_deref().unwrap_or("").replace('\n', "\n              ")
+                )?,
+                (None, _, why) => writeln!(
+                    out,
+                    "    {key:<9} not judged by lxdimg: {}",
+                    why.as_deref().unwrap_or("")
                 )?,
             }
         }
@@ -462,7 +467,7 @@ mod cli {
             cmd.push(' ');
             cmd.push_str(&shell_quote(&r.display().to_string()));
         }
-        if v.accepted {
+        if v.is_accepted() {
             match (v.creatable.ok, &v.creatable.error) {
                 (Some(false), Some(e)) => {
                     writeln!(out, "\nLXD 5.0 will import this image, but `lxc launch` will fail: {e}")?
@@ -474,11 +479,13 @@ mod cli {
                 _ => writeln!(out, "\nLXD 5.0 will import this image, and `lxc launch` can create an instance from it:")?,
             }
             writeln!(out, "    {cmd} --alias NAME")?;
+        } else if let Some(e) = &v.error {
+            writeln!(out, "\nLXD 5.0 will refuse this image: Error: {e}")?;
         } else {
             writeln!(
                 out,
-                "\nLXD 5.0 will refuse this image: Error: {}",
-                v.error.as_deref().unwrap_or("")
+                "\nlxdimg cannot tell whether LXD 5.0 will import this image: {}",
+                v.reason.as_deref().unwrap_or("")
             )?;
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! The one `Report` shape shared by the CLI (`--json`), the page and the edge worker.
 
+pub use crate::codes::{FindingCode, Severity};
+use crate::detect::Format;
 use crate::rootfs::{OsRelease, Qcow2, Squashfs};
 use crate::yaml::Template;
 use serde::Serialize;
@@ -7,6 +9,7 @@ use std::collections::BTreeMap;
 
 /// `unified` (one tarball) or `split` (metadata tarball + rootfs file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     Unified,
@@ -15,6 +18,7 @@ pub enum ImageFormat {
 
 /// LXD's instance type for the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageType {
     Container,
@@ -32,25 +36,61 @@ impl ImageType {
 
 /// What one LXD/Incus version says about importing the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Verdict {
-    pub accepted: bool,
-    /// The error the import would fail with, word for word (without the CLI's `Error: ` prefix).
+    /// `true`/`false` as the target decides; `null` when lxdimg cannot judge (see `reason`).
+    pub accepted: Option<bool>,
+    /// The error the import fails with, word for word (without the CLI's `Error: `): only LXD's
+    /// or Incus's own words, never lxdimg's.
     pub error: Option<String>,
+    /// Why lxdimg cannot judge (present only when `accepted` is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub reason: Option<String>,
     /// Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host.
     pub creatable: Creatable,
 }
 
+impl Verdict {
+    pub fn is_accepted(&self) -> bool {
+        self.accepted == Some(true)
+    }
+}
+
+/// Why an instance cannot be created (`ok: false`), or why that cannot be known (`ok: null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum CreatableCode {
+    DecodeError,
+    TrailingData,
+    TarError,
+    SquashfsInvalid,
+    Qcow2Invalid,
+    RootfsUnsupported,
+    Architecture,
+    /// `ok: null`: the import is refused.
+    ImportRejected,
+    /// `ok: null`: lxdimg cannot judge the import.
+    ImportNotJudged,
+    /// `ok: null`: reading stopped early (`--quick`).
+    NotChecked,
+    /// `ok: null`: virtual-machine images need QEMU/KVM on the host.
+    VirtualMachine,
+    /// `ok: null`: the host architecture is unknown.
+    HostUnknown,
+}
+
 /// Whether an instance can be created from the image (LXD unpacks it whole at that point).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Creatable {
     /// `true`/`false`, or `null` when it cannot be known (say why in `error`).
     pub ok: Option<bool>,
     /// What fails, as LXD's unpack reports it (or why it cannot be known).
     pub error: Option<String>,
-    /// Failure class: `decode-error`, `trailing-data`, `tar-error`, `squashfs-invalid`,
-    /// `qcow2-invalid`, `rootfs-unsupported`, `architecture`; for `null`: `import-rejected`,
-    /// `not-checked`, `virtual-machine`, `host-unknown`.
-    pub code: Option<&'static str>,
+    /// Failure class, or why it cannot be known.
+    pub code: Option<CreatableCode>,
 }
 
 impl Creatable {
@@ -61,14 +101,14 @@ impl Creatable {
             code: None,
         }
     }
-    pub fn no(code: &'static str, error: String) -> Creatable {
+    pub fn no(code: CreatableCode, error: String) -> Creatable {
         Creatable {
             ok: Some(false),
             error: Some(error),
             code: Some(code),
         }
     }
-    pub fn unknown(code: &'static str, why: String) -> Creatable {
+    pub fn unknown(code: CreatableCode, why: String) -> Creatable {
         Creatable {
             ok: None,
             error: Some(why),
@@ -77,60 +117,144 @@ impl Creatable {
     }
 }
 
-/// Verdicts per target, in a fixed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verdicts {
-    /// The Debian 12 build of LXD 5.0.2 (`5.0.2-5+deb12u6`), the reference the tests run against.
-    #[serde(rename = "lxd-5.0")]
-    pub lxd_5_0: Verdict,
-    /// LXD 5.21.7.
-    #[serde(rename = "lxd-5.21")]
-    pub lxd_5_21: Verdict,
-    /// LXD 6.9.
-    #[serde(rename = "lxd-6")]
-    pub lxd_6: Verdict,
-    /// Incus 6.x (yaml.v2, no metadata size cap).
-    #[serde(rename = "incus-6")]
-    pub incus_6: Verdict,
-    /// Incus 7 (yaml v4).
-    #[serde(rename = "incus-7")]
-    pub incus_7: Verdict,
-}
+/// Verdicts per target, in the order of [`crate::verdict::TARGETS`]; serialised as an object
+/// keyed by the target's key (`"lxd-5.0"`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdicts(pub(crate) Vec<(&'static str, Verdict)>);
 
 impl Verdicts {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Verdict)> {
-        [
-            ("lxd-5.0", &self.lxd_5_0),
-            ("lxd-5.21", &self.lxd_5_21),
-            ("lxd-6", &self.lxd_6),
-            ("incus-6", &self.incus_6),
-            ("incus-7", &self.incus_7),
-        ]
-        .into_iter()
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+    /// The verdict of the target with this key.
+    pub fn get(&self, key: &str) -> Option<&Verdict> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    /// The verdict of the reference target ([`crate::verdict::REFERENCE`]).
+    pub fn reference(&self) -> &Verdict {
+        &self[crate::verdict::REFERENCE.key]
+    }
+}
+
+impl std::ops::Index<&str> for Verdicts {
+    type Output = Verdict;
+    fn index(&self, key: &str) -> &Verdict {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no verdict target {key:?}"))
+    }
+}
+
+impl Serialize for Verdicts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Which file of the image: the unified tarball, or the metadata or rootfs file of a split image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum FileRole {
+    Unified,
+    Metadata,
+    Rootfs,
+}
+
+impl FileRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileRole::Unified => "unified",
+            FileRole::Metadata => "metadata",
+            FileRole::Rootfs => "rootfs",
+        }
+    }
+    /// How messages name the file.
+    pub fn noun(self) -> &'static str {
+        match self {
+            FileRole::Unified => "image",
+            FileRole::Metadata => "metadata file",
+            FileRole::Rootfs => "rootfs file",
+        }
+    }
+}
+
+impl std::fmt::Display for FileRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A file that matched none of the formats, or had no bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum Undetected {
+    Empty,
+    Unknown,
+}
+
+/// A file's format as detected (`gzip`, …, `vmdk`), or `empty`/`unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(untagged)]
+pub enum Compression {
+    Detected(Format),
+    Undetected(Undetected),
+}
+
+impl Compression {
+    pub fn of(size: u64, format: Option<Format>) -> Compression {
+        match (size, format) {
+            (0, _) => Compression::Undetected(Undetected::Empty),
+            (_, Some(f)) => Compression::Detected(f),
+            (_, None) => Compression::Undetected(Undetected::Unknown),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Detected(f) => f.name(),
+            Compression::Undetected(Undetected::Empty) => "empty",
+            Compression::Undetected(Undetected::Unknown) => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// One input file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct FileReport {
-    /// `unified`, `metadata` or `rootfs`.
-    pub role: &'static str,
+    pub role: FileRole,
     pub name: Option<String>,
+    #[cfg_attr(test, ts(type = "number"))]
     pub size: u64,
     /// SHA-256 of the file (null when reading stopped early).
     pub sha256: Option<String>,
-    /// `gzip`, `bzip2`, `xz`, `lzma`, `zstd`, `tar`, `squashfs`, `qcow2`, `lz4`, `vmdk`, `empty` or `unknown`.
-    pub compression: String,
+    pub compression: Compression,
     /// Decoded (tar stream) bytes, for tarballs.
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub decoded_size: Option<u64>,
 }
 
 /// `metadata.yaml` as LXD 5.0 decodes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MetadataReport {
     /// As written (LXD shows the canonical name, see `Report::architecture`).
     pub architecture: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub creation_date: i64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub expiry_date: i64,
     /// `creation_date` as an RFC 3339 UTC time, as `lxc image info` shows it.
     pub created: Option<String>,
@@ -141,6 +265,7 @@ pub struct MetadataReport {
 
 /// One template rule, joined with its file in `templates/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TemplateReport {
     /// Target path in the instance (the key in `metadata.yaml`).
     pub path: String,
@@ -152,52 +277,86 @@ pub struct TemplateReport {
     pub properties: BTreeMap<String, String>,
     /// Whether `templates/<template>` is in the image.
     pub present: bool,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub size: Option<u64>,
     /// The template text (up to 64 KiB, lossy UTF-8).
     pub text: Option<String>,
     pub text_truncated: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
 /// Something lxdimg noticed, beyond (or explaining) LXD's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Finding {
     /// Stable identifier (see the README's table).
-    pub code: &'static str,
+    pub code: FindingCode,
     pub severity: Severity,
     /// What is wrong and where.
     pub message: String,
-    /// `unified`, `metadata` or `rootfs`.
-    pub file: Option<&'static str>,
+    /// The file concerned.
+    pub file: Option<FileRole>,
     /// Byte offset: in the compressed file, unless the message says "decoded".
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub offset: Option<u64>,
     /// Archive entry concerned.
     pub entry: Option<String>,
 }
 
+/// How the tar stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum TarEnd {
+    /// Two zero blocks: a proper end-of-archive marker.
+    Marker,
+    /// One zero block, then the end of the stream.
+    LoneZeroBlock,
+    /// The stream ended on a header boundary without an end-of-archive marker.
+    NoMarker,
+    /// The walk failed (see the `tar-error` finding).
+    Error,
+    /// The stream ended inside an entry, or reading stopped early.
+    Incomplete,
+}
+
 /// Tar walk counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TarSummary {
+    #[cfg_attr(test, ts(type = "number"))]
     pub entries: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub bytes: u64,
-    /// `marker` (two zero blocks), `lone-zero-block`, `no-marker`, `error` or `incomplete`.
-    pub end: &'static str,
+    pub end: TarEnd,
+}
+
+/// The `rootfs/` tree inside a unified tarball.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum Unpacked {
+    Tree,
+}
+
+/// A rootfs's format: a file's (`squashfs`, `qcow2`, a tarball compression, `empty`, `unknown`)
+/// or `tree` (the `rootfs/` entries of a unified image).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(untagged)]
+pub enum RootfsFormat {
+    File(Compression),
+    Unpacked(Unpacked),
 }
 
 /// The rootfs: a split image's second file, or the `rootfs/` tree / `rootfs.img` of a unified one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RootfsReport {
-    /// `tree` (rootfs/ entries), `squashfs`, `qcow2`, a tarball compression, or `unknown`.
-    pub format: String,
+    pub format: RootfsFormat,
     /// Entries and data bytes of a tarball rootfs (or of the unified image's `rootfs/`).
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub entries: Option<u64>,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub bytes: Option<u64>,
     pub squashfs: Option<Squashfs>,
     pub qcow2: Option<Qcow2>,
@@ -205,6 +364,7 @@ pub struct RootfsReport {
 
 /// Everything lxdimg learned from one image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Report {
     /// LXD's fingerprint: 64 lowercase hex (null when reading stopped early, `--quick`).
     pub fingerprint: Option<String>,
@@ -216,12 +376,14 @@ pub struct Report {
     pub image_type: Option<ImageType>,
     /// The canonical name LXD 5.0 stores (`x86_64` for `amd64`); null if LXD cannot resolve it.
     pub architecture: Option<String>,
+    #[cfg_attr(test, ts(type = "Verdicts"))]
     pub verdicts: Verdicts,
     pub metadata: Option<MetadataReport>,
     pub templates: Vec<TemplateReport>,
     pub findings: Vec<Finding>,
     /// Compressed bytes consumed when the `lxd-5.0` verdict became known, rounded up to 64 KiB
     /// (or the file size); for split images, an offset in the metadata file.
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub verdict_offset: Option<u64>,
     /// Whether every byte was read (false after `--quick`).
     pub complete: bool,

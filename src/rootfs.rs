@@ -5,20 +5,25 @@ use serde::Serialize;
 
 /// A squashfs 4.0 superblock, as `unsquashfs -s` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Squashfs {
     pub version: String,
     pub compressor: String,
     pub block_size: u32,
     pub inode_count: u32,
+    #[cfg_attr(test, ts(type = "number"))]
     pub bytes_used: u64,
     pub mkfs_time: u32,
 }
 
 /// A qcow2 header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Qcow2 {
     pub version: u32,
+    #[cfg_attr(test, ts(type = "number"))]
     pub virtual_size: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub cluster_size: u64,
     pub backing_file: bool,
 }
@@ -166,6 +171,7 @@ pub fn qcow2(head: &[u8], file_size: u64) -> (Option<Qcow2>, Vec<String>) {
 
 /// The fields of an `os-release` file that say which distribution and release it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct OsRelease {
     pub id: Option<String>,
     pub name: Option<String>,

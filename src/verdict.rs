@@ -10,7 +10,10 @@ use crate::yaml::{decode_into, Dialect, ImageMetadata};
 /// One LXD or Incus build whose import behaviour lxdimg reproduces.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
+    /// The key of this target's verdict in the Report (`lxd-5.0`, …).
     pub key: &'static str,
+    /// How people name the build (the page's column heading, the CLI's verdict list).
+    pub label: &'static str,
     /// Incus's detection table (n-guarded, zstd/lz4 before ustar).
     pub incus_detection: bool,
     pub dialect: Dialect,
@@ -36,6 +39,7 @@ const INCUS_CAP: &str = "yaml: input error: input data too large";
 /// The Debian 12 build of LXD 5.0.2: 1 MiB cap with Incus wording, `mipsle`, no loongarch64.
 pub const LXD_5_0: Target = Target {
     key: "lxd-5.0",
+    label: "LXD 5.0 (5.0.2, Debian 12)",
     incus_detection: false,
     dialect: Dialect::V2,
     yaml_cap: Some(INCUS_CAP),
@@ -52,6 +56,7 @@ pub const LXD_5_0: Target = Target {
 /// LXD 5.21.7.
 pub const LXD_5_21: Target = Target {
     key: "lxd-5.21",
+    label: "LXD 5.21",
     incus_detection: false,
     dialect: Dialect::V2,
     yaml_cap: Some(LXD_CAP),
@@ -68,6 +73,7 @@ pub const LXD_5_21: Target = Target {
 /// LXD 6.9.
 pub const LXD_6: Target = Target {
     key: "lxd-6",
+    label: "LXD 6",
     incus_detection: false,
     dialect: Dialect::V2,
     yaml_cap: Some(LXD_CAP),
@@ -84,6 +90,7 @@ pub const LXD_6: Target = Target {
 /// Incus 6.x.
 pub const INCUS_6: Target = Target {
     key: "incus-6",
+    label: "Incus 6",
     incus_detection: true,
     dialect: Dialect::V2,
     yaml_cap: None,
@@ -100,6 +107,7 @@ pub const INCUS_6: Target = Target {
 /// Incus 7.
 pub const INCUS_7: Target = Target {
     key: "incus-7",
+    label: "Incus 7",
     incus_detection: true,
     dialect: Dialect::V4,
     yaml_cap: Some(INCUS_CAP),
@@ -114,7 +122,17 @@ pub const INCUS_7: Target = Target {
     arch_message: arch_msg_old,
 };
 
+/// Every target, in the Report's order. This list is the one definition: the Report's verdict
+/// map, its TypeScript type, the CLI's verdict list and the page's columns all come from it.
 pub const TARGETS: [Target; 5] = [LXD_5_0, LXD_5_21, LXD_6, INCUS_6, INCUS_7];
+
+/// The target the CLI's exit status, the early verdict and the worker's upload gate follow.
+pub const REFERENCE: Target = LXD_5_0;
+
+/// The target with this key.
+pub fn target(key: &str) -> Option<&'static Target> {
+    TARGETS.iter().find(|t| t.key == key)
+}
 
 /// One `metadata.yaml` entry LXD decodes (those before its early stop).
 #[derive(Debug, Clone)]
@@ -153,29 +171,50 @@ pub struct SplitRootfs<'a> {
     pub client_check: bool,
 }
 
+/// Why an import does not go through: the target's own error, or lxdimg cannot tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The target refuses the image with this message, word for word.
+    Lxd(String),
+    /// lxdimg cannot judge what the target would do (a limit of lxdimg's, not the target's).
+    NotJudged(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal::Lxd(message)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Refusal {
+        Refusal::Lxd(message.to_string())
+    }
+}
+
 /// Decodes the `metadata.yaml` entries the way `target` would; the error is LXD's message.
-pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, String> {
+pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, Refusal> {
     let mut md = ImageMetadata::default();
     for doc in docs {
         if target.regular_check && !doc.regular {
-            return Err(format!("Cannot read non-regular file {:?}", doc.name));
+            return Err(format!("Cannot read non-regular file {:?}", doc.name).into());
         }
         if let Some(cap) = target.yaml_cap {
             if doc.size > LXD_METADATA_YAML_CAP as u64 && doc.data.len() > LXD_METADATA_YAML_CAP {
-                return Err(cap.to_string());
+                return Err(cap.into());
             }
         }
         if doc.size > METADATA_YAML_KEEP as u64 && target.yaml_cap.is_none() {
-            return Err(format!(
-                "lxdimg: metadata.yaml is {} bytes; lxdimg judges files up to {} bytes for {}",
+            return Err(Refusal::NotJudged(format!(
+                "metadata.yaml is {} bytes; lxdimg judges files up to {} bytes for {}",
                 doc.size, METADATA_YAML_KEEP, target.key
-            ));
+            )));
         }
         if !doc.complete {
             // What the YAML decoder gets from a reader that fails mid-entry.
             return Err("yaml: input error: unexpected EOF".into());
         }
-        decode_into(&doc.data, &mut md, target.dialect)?;
+        decode_into(&doc.data, &mut md, target.dialect).map_err(Refusal::Lxd)?;
     }
     Ok(md)
 }
@@ -186,7 +225,7 @@ pub fn evaluate(
     walk: &LxdWalk<'_>,
     split_rootfs: Option<&SplitRootfs<'_>>,
 ) -> (Verdict, Option<ImageMetadata>) {
-    let reject = |e: String| (verdict(Some(e)), None);
+    let reject = |e: Refusal| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
         if target.incus_detection {
             detect_incus(head)
@@ -218,7 +257,9 @@ pub fn evaluate(
     }
     if Some(format) != walk.decoded_as {
         if format == Format::Lz4 && walk.decoded_as.is_none() {
-            return reject("lxdimg does not decode lz4: not judged".into());
+            return reject(Refusal::NotJudged(
+                "lxdimg does not decode lz4 tarballs (Incus reads them)".into(),
+            ));
         }
         // The target pipes the file through the wrong decompressor, which outputs nothing.
         return reject("Metadata tarball is missing metadata.yaml".into());
@@ -228,14 +269,14 @@ pub fn evaluate(
         Err(e) => return reject(e),
     };
     if let Some(e) = &walk.tar_error {
-        return reject(e.go_message.to_string());
+        return reject(e.go_message.into());
     }
     if walk.docs.is_empty() {
         return reject("Metadata tarball is missing metadata.yaml".into());
     }
     if arch::lookup(target.arch, &md.architecture).is_none() {
         return (
-            verdict(Some((target.arch_message)(&md.architecture))),
+            verdict(Some((target.arch_message)(&md.architecture).into())),
             Some(md),
         );
     }
@@ -248,10 +289,16 @@ pub fn evaluate(
     (verdict(None), Some(md))
 }
 
-fn verdict(error: Option<String>) -> Verdict {
+fn verdict(refusal: Option<Refusal>) -> Verdict {
+    let (accepted, error, reason) = match refusal {
+        None => (Some(true), None, None),
+        Some(Refusal::Lxd(e)) => (Some(false), Some(e), None),
+        Some(Refusal::NotJudged(why)) => (None, None, Some(why)),
+    };
     Verdict {
-        accepted: error.is_none(),
+        accepted,
         error,
+        reason,
         creatable: Creatable::default(),
     }
 }

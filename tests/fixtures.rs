@@ -216,7 +216,7 @@ fn verdicts_of_key_fixtures() {
         let refs: Vec<&[u8]> = f[name].iter().map(|x| x.as_slice()).collect();
         inspect(&refs)
     };
-    let err = |name: &str| r(name).verdicts.lxd_5_0.error;
+    let err = |name: &str| r(name).verdicts["lxd-5.0"].error.clone();
     for ok in [
         "unified-gzip",
         "unified-bzip2",
@@ -229,9 +229,9 @@ fn verdicts_of_key_fixtures() {
     ] {
         let rep = r(ok);
         assert!(
-            rep.verdicts.lxd_5_0.accepted,
+            rep.verdicts["lxd-5.0"].is_accepted(),
             "{ok}: {:?}",
-            rep.verdicts.lxd_5_0
+            rep.verdicts["lxd-5.0"]
         );
         assert_eq!(rep.architecture.as_deref(), Some("x86_64"), "{ok}");
         assert_eq!(rep.templates.len(), 2, "{ok}");
@@ -273,7 +273,7 @@ fn verdicts_of_key_fixtures() {
     );
     assert_eq!(err("bad-symlink-metadata").as_deref(), Some("EOF"));
     assert_eq!(
-        r("bad-symlink-metadata").verdicts.lxd_5_21.error.as_deref(),
+        r("bad-symlink-metadata").verdicts["lxd-5.21"].error.as_deref(),
         Some("Cannot read non-regular file \"metadata.yaml\"")
     );
     assert_eq!(
@@ -297,7 +297,7 @@ fn verdicts_of_key_fixtures() {
         ("bad-truncated-tar", "tar-error"),
     ] {
         let rep = r(name);
-        assert!(rep.verdicts.lxd_5_0.accepted, "{name}");
+        assert!(rep.verdicts["lxd-5.0"].is_accepted(), "{name}");
         assert!(
             rep.findings.iter().any(|f| f.code == code),
             "{name}: expected finding {code}: {:?}",
@@ -305,7 +305,7 @@ fn verdicts_of_key_fixtures() {
         );
     }
     let odd = r("bad-dates-and-templates");
-    let codes: Vec<_> = odd.findings.iter().map(|f| f.code).collect();
+    let codes: Vec<_> = odd.findings.iter().map(|f| f.code.as_str()).collect();
     for c in [
         "expiry-before-creation",
         "expired",
@@ -326,7 +326,7 @@ fn creatable_verdicts() {
     let f: std::collections::HashMap<_, _> = fixtures().into_iter().collect();
     let c = |name: &str| {
         let refs: Vec<&[u8]> = f[name].iter().map(|x| x.as_slice()).collect();
-        inspect(&refs).verdicts.lxd_5_0.creatable
+        inspect(&refs).verdicts["lxd-5.0"].creatable.clone()
     };
     for ok in [
         "unified-gzip",
@@ -340,13 +340,13 @@ fn creatable_verdicts() {
     ] {
         assert_eq!(c(ok).ok, Some(true), "{ok}: {:?}", c(ok));
     }
-    assert_eq!(c("bad-truncated-gzip").code, Some("decode-error"));
-    assert_eq!(c("bad-gzip-crc").code, Some("decode-error"));
-    assert_eq!(c("bad-trailing-junk").code, Some("trailing-data"));
-    assert_eq!(c("bad-truncated-tar").code, Some("tar-error"));
-    assert_eq!(c("bad-text").code, Some("import-rejected"));
+    assert_eq!(c("bad-truncated-gzip").code, Some(lxdimg::CreatableCode::DecodeError));
+    assert_eq!(c("bad-gzip-crc").code, Some(lxdimg::CreatableCode::DecodeError));
+    assert_eq!(c("bad-trailing-junk").code, Some(lxdimg::CreatableCode::TrailingData));
+    assert_eq!(c("bad-truncated-tar").code, Some(lxdimg::CreatableCode::TarError));
+    assert_eq!(c("bad-text").code, Some(lxdimg::CreatableCode::ImportRejected));
     assert_eq!(c("split-qcow2").ok, None);
-    assert_eq!(c("split-qcow2").code, Some("virtual-machine"));
+    assert_eq!(c("split-qcow2").code, Some(lxdimg::CreatableCode::VirtualMachine));
     // An arm64 image on an x86_64 host imports, but cannot become an instance.
     let arm = tar(
         &[
@@ -356,8 +356,8 @@ fn creatable_verdicts() {
         TarFlavor::Gnu,
     );
     let r = inspect(&[&arm]);
-    assert!(r.verdicts.lxd_5_0.accepted);
-    assert_eq!(r.verdicts.lxd_5_0.creatable.code, Some("architecture"));
+    assert!(r.verdicts["lxd-5.0"].is_accepted());
+    assert_eq!(r.verdicts["lxd-5.0"].creatable.code, Some(lxdimg::CreatableCode::Architecture));
     let i686 = tar(
         &[
             Member::File("metadata.yaml", b"architecture: i386\ncreation_date: 1\n"),
@@ -365,5 +365,5 @@ fn creatable_verdicts() {
         ],
         TarFlavor::Gnu,
     );
-    assert_eq!(inspect(&[&i686]).verdicts.lxd_5_0.creatable.ok, Some(true));
+    assert_eq!(inspect(&[&i686]).verdicts["lxd-5.0"].creatable.ok, Some(true));
 }

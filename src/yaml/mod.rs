@@ -37,6 +37,7 @@ pub struct ImageMetadata {
 
 /// `api.ImageMetadataTemplate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Template {
     pub when: Option<Vec<String>>,
     pub create_only: bool,
