@@ -84,6 +84,31 @@ pub fn lookup(rules: ArchRules, text: &str) -> Option<(u32, &'static str)> {
     None
 }
 
+/// Every name and alias some LXD or Incus version knows (whole-token lookups).
+pub const ANY_VERSION: ArchRules = ArchRules {
+    mipsle: true,
+    loongarch: true,
+    amd64v3: true,
+    x86_64_levels: true,
+    first_word: false,
+};
+
+/// The canonical name for what a client may send in `LXD-Server-Architectures` or
+/// `Incus-Server-Architectures`: a name or alias any version knows, or a numeric ID (LXD ≤ 4.2),
+/// in any case, with surrounding blanks ignored.
+pub fn canonical_any(token: &str) -> Option<&'static str> {
+    let t = token.trim().to_ascii_lowercase();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = t.trim_start_matches('0');
+        return if digits.len() <= 3 {
+            name_of_id(digits.parse().unwrap_or(0))
+        } else {
+            None
+        };
+    }
+    lookup(ANY_VERSION, &t).map(|(_, name)| name)
+}
+
 /// The canonical name for a numeric architecture ID (what LXD ≤ 4.2 sends in URL-import headers).
 pub fn name_of_id(id: u32) -> Option<&'static str> {
     TABLE.iter().find(|e| e.0 == id).map(|e| e.1)
@@ -136,5 +161,19 @@ mod tests {
         };
         assert_eq!(lookup(new, "x86_64 x86_64"), Some((2, "x86_64")));
         assert_eq!(name_of_id(4), Some("aarch64"));
+    }
+
+    #[test]
+    fn any_version_tokens() {
+        assert_eq!(canonical_any(" ARM64 "), Some("aarch64"));
+        assert_eq!(canonical_any("2"), Some("x86_64"));
+        assert_eq!(canonical_any("002"), Some("x86_64"));
+        assert_eq!(canonical_any("16"), None);
+        assert_eq!(canonical_any("loong64"), Some("loongarch64"));
+        assert_eq!(canonical_any("x86_64_v3"), Some("x86_64"));
+        assert_eq!(canonical_any("amd64v3"), Some("x86_64"));
+        assert_eq!(canonical_any("mips64le"), Some("mips64"));
+        assert_eq!(canonical_any("sparc"), None);
+        assert_eq!(canonical_any(""), None);
     }
 }

@@ -26,6 +26,8 @@ pub mod report;
 pub mod rootfs;
 pub mod tar;
 pub mod verdict;
+#[cfg(test)]
+mod tsgen;
 pub mod view;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

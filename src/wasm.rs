@@ -11,8 +11,12 @@ use crate::{ImageType, Options, Report};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+/// The Report's types, generated from the Rust types (src/tsgen.rs, checked by `cargo test`).
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
+const TS_REPORT: &'static str = include_str!("report.d.ts");
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_OPTIONS: &'static str = r#"
 /** Options of `new Inspector(options)`; every field may be left out. */
 export interface InspectorOptions {
   /** Current Unix time in seconds, for the "expired" findings (e.g. `Math.floor(Date.now() / 1000)`). Left out: not checked. */
@@ -24,101 +28,6 @@ export interface InspectorOptions {
   /** Canonical architecture of the LXD host (`x86_64`, `aarch64`, …), for the `creatable` verdict. Left out: not checked. */
   hostArch?: string | null;
 }
-
-/** What one LXD/Incus version says about importing the image. */
-export interface Verdict {
-  accepted: boolean;
-  /** The error the import fails with, word for word (without `Error: `). */
-  error: string | null;
-  /** Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host. */
-  creatable: Creatable;
-}
-
-/** Whether an instance can be created from the image (LXD unpacks it whole at that point). */
-export interface Creatable {
-  /** `null` when it cannot be known (`error` says why). */
-  ok: boolean | null;
-  error: string | null;
-  /** `decode-error`, `trailing-data`, `tar-error`, `squashfs-invalid`, `qcow2-invalid`, `rootfs-unsupported`, `architecture`; for `ok: null`: `import-rejected`, `not-checked`, `virtual-machine`, `host-unknown`. */
-  code: string | null;
-}
-
-export interface FileReport {
-  role: "unified" | "metadata" | "rootfs";
-  name: string | null;
-  size: number;
-  sha256: string | null;
-  compression: string;
-  decoded_size: number | null;
-}
-
-export interface ImageTemplate {
-  when: string[] | null;
-  create_only: boolean;
-  template: string;
-  properties: Record<string, string> | null;
-}
-
-export interface MetadataReport {
-  architecture: string;
-  creation_date: number;
-  expiry_date: number;
-  created: string | null;
-  expires: string | null;
-  properties: Record<string, string>;
-  templates: Record<string, ImageTemplate | null>;
-}
-
-export interface TemplateReport {
-  path: string;
-  when: string[];
-  template: string;
-  create_only: boolean;
-  properties: Record<string, string>;
-  present: boolean;
-  size: number | null;
-  text: string | null;
-  text_truncated: boolean;
-}
-
-export interface Finding {
-  code: string;
-  severity: "error" | "warning" | "info";
-  message: string;
-  file: "unified" | "metadata" | "rootfs" | null;
-  offset: number | null;
-  entry: string | null;
-}
-
-export interface Report {
-  fingerprint: string | null;
-  short_fingerprint: string | null;
-  format: "unified" | "split";
-  files: FileReport[];
-  type: "container" | "virtual-machine" | null;
-  architecture: string | null;
-  verdicts: {
-    "lxd-5.0": Verdict;
-    "lxd-5.21": Verdict;
-    "lxd-6": Verdict;
-    "incus-6": Verdict;
-    "incus-7": Verdict;
-  };
-  metadata: MetadataReport | null;
-  templates: TemplateReport[];
-  findings: Finding[];
-  verdict_offset: number | null;
-  complete: boolean;
-  tar: { entries: number; bytes: number; end: string } | null;
-  rootfs: {
-    format: string;
-    entries: number | null;
-    bytes: number | null;
-    squashfs: { version: string; compressor: string; block_size: number; inode_count: number; bytes_used: number; mkfs_time: number } | null;
-    qcow2: { version: number; virtual_size: number; cluster_size: number; backing_file: boolean } | null;
-  } | null;
-  os_release: { id: string | null; name: string | null; version_id: string | null; version_codename: string | null; pretty_name: string | null } | null;
-}
 "#;
 
 #[wasm_bindgen]
@@ -129,6 +38,8 @@ extern "C" {
     pub type JsReport;
     #[wasm_bindgen(typescript_type = "Verdict | undefined")]
     pub type JsVerdict;
+    #[wasm_bindgen(typescript_type = "TargetInfo[]")]
+    pub type JsTargets;
 
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     fn console_error(message: &str);
@@ -371,6 +282,47 @@ pub fn rootfs_index(head0: &[u8], size0: f64, head1: &[u8], size1: f64) -> u32 {
         return u32::from(r0 < r1);
     }
     u32::from(size0 <= size1)
+}
+
+/// The verdict targets, in the Report's order: `[{key, label}]` (the page's columns).
+#[wasm_bindgen]
+pub fn targets() -> Result<JsTargets, JsError> {
+    #[derive(Serialize)]
+    struct TargetInfo {
+        key: &'static str,
+        label: &'static str,
+    }
+    let list: Vec<TargetInfo> = crate::verdict::TARGETS
+        .iter()
+        .map(|t| TargetInfo {
+            key: t.key,
+            label: t.label,
+        })
+        .collect();
+    Ok(to_js(&list)?.unchecked_into())
+}
+
+/// The key of the target whose verdict gates uploads and the early verdict (`"lxd-5.0"`).
+#[wasm_bindgen(js_name = referenceTarget)]
+pub fn reference_target() -> String {
+    crate::verdict::REFERENCE.key.into()
+}
+
+/// The canonical architecture name for a name, an alias any LXD or Incus version knows, or a
+/// numeric ID (as LXD ≤ 4.2 sends them), in any case; `undefined` if none.
+#[wasm_bindgen(js_name = canonicalArchitecture)]
+pub fn canonical_architecture(token: &str) -> Option<String> {
+    crate::arch::canonical_any(token).map(str::to_string)
+}
+
+/// The architectures a host of this canonical architecture can run (itself first), as LXD lists
+/// them in `LXD-Server-Architectures`; empty for an unknown name.
+#[wasm_bindgen]
+pub fn personalities(arch: &str) -> Vec<String> {
+    crate::arch::personalities(arch)
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The crate version (`Cargo.toml`).
