@@ -74,7 +74,12 @@ impl Bzip2 {
         loop {
             let before_in = self.dec.total_in();
             let before_out = self.dec.total_out();
-            let status = self.dec.decompress(&input[pos..], out).map_err(|e| {
+            let r = self.dec.decompress(&input[pos..], out);
+            let used = (self.dec.total_in() - before_in) as usize;
+            let made = (self.dec.total_out() - before_out) as usize;
+            // Every byte decoded before an error reaches the walk, as `bzip2 -dc` writes it.
+            sink(&out[..made]);
+            let status = r.map_err(|e| {
                 let what = match e {
                     bzip2::Error::DataMagic => {
                         "bzip2: bad magic number (file not created by bzip2)"
@@ -82,12 +87,9 @@ impl Bzip2 {
                     bzip2::Error::Data => "bzip2: Data integrity error when decompressing",
                     _ => "bzip2: decompression error",
                 };
-                err(base + pos as u64, what)
+                err(base + (pos + used) as u64, what)
             })?;
-            let used = (self.dec.total_in() - before_in) as usize;
-            let made = (self.dec.total_out() - before_out) as usize;
             pos += used;
-            sink(&out[..made]);
             if status == bzip2::Status::StreamEnd {
                 return Ok((pos, true));
             }

@@ -20,9 +20,10 @@ pub(super) struct Gzip {
     members: u64,
 }
 
+
 /// Parses a gzip member header; `Ok(None)` if more bytes are needed.
 fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, &'static str> {
-    if b.len() >= 2 && b[..2] != [0x1f, 0x8b] {
+    if (!b.is_empty() && b[0] != 0x1f) || (b.len() >= 2 && b[..2] != [0x1f, 0x8b]) {
         return Err("not in gzip format");
     }
     if b.len() >= 3 && b[2] != 8 {
@@ -125,20 +126,21 @@ impl Gzip {
                 GzState::Body => {
                     let before_in = self.inflate.total_in();
                     let before_out = self.inflate.total_out();
-                    let status = self
+                    let r = self
                         .inflate
-                        .decompress(&input[pos..], out, FlushDecompress::None)
-                        .map_err(|_| {
-                            err(
-                                base + pos as u64,
-                                "gzip: invalid compressed data--format violated",
-                            )
-                        })?;
+                        .decompress(&input[pos..], out, FlushDecompress::None);
                     let used = (self.inflate.total_in() - before_in) as usize;
                     let made = (self.inflate.total_out() - before_out) as usize;
-                    pos += used;
+                    // Every byte inflated before an error reaches the walk (`gzip -d` writes it).
                     self.crc.update(&out[..made]);
                     sink(&out[..made]);
+                    let status = r.map_err(|_| {
+                        err(
+                            base + (pos + used) as u64,
+                            "gzip: invalid compressed data--format violated",
+                        )
+                    })?;
+                    pos += used;
                     match status {
                         FlateStatus::StreamEnd => {
                             self.state = GzState::Trailer(Vec::with_capacity(8))

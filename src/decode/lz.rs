@@ -1,11 +1,16 @@
 //! lzma-rust2's push decoders (`XzStream`, `LzmaStream`) driven over slices.
 
 use super::{err, xz_message, DecodeError, Sink};
-use lzma_rust2::{Action, Status as LzStatus};
+use lzma_rust2::{Action, Status as LzStatus, XzStream};
 
 /// The `process` call shared by lzma-rust2's push decoders (`XzStream`, `LzmaStream`).
 pub(crate) type LzProcess<'a> =
     &'a mut dyn FnMut(&[u8], &mut [u8], Action) -> std::io::Result<lzma_rust2::StreamResult>;
+
+/// Compressed bytes handed to lzma-rust2 per call. It reports no output from a call that fails,
+/// so the calls are kept short: what was decoded before a corrupt spot still reaches the walk
+/// (as `xz -dc` writes it), give or take what these few bytes decode to.
+const STEP: usize = 256;
 
 /// Runs an lzma-rust2 stream over `input`; returns `Some(bytes used)` when the stream ended.
 pub(super) fn lz_push(
@@ -17,8 +22,10 @@ pub(super) fn lz_push(
     sink: Sink,
 ) -> Result<Option<usize>, DecodeError> {
     let mut pos = 0;
+    let mut step = STEP;
     loop {
-        let res = process(&input[pos..], out, Action::Run)
+        let end = (pos + step).min(input.len());
+        let res = process(&input[pos..end], out, Action::Run)
             .map_err(|e| err(base + pos as u64, &format!("{tool}: {}", xz_message(&e))))?;
         pos += res.bytes_consumed;
         sink(&out[..res.bytes_produced]);
@@ -26,7 +33,130 @@ pub(super) fn lz_push(
             return Ok(Some(pos));
         }
         if res.bytes_consumed == 0 && res.bytes_produced < out.len() {
-            return Ok(None);
+            if end == input.len() {
+                return Ok(None);
+            }
+            step = input.len() - pos; // no progress on a short step: give it all
+        } else {
+            step = STEP;
+        }
+    }
+}
+
+/// The magic of an xz stream header.
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
+
+/// xz: concatenated streams with stream padding between them, like `xz -dc`. The streams are
+/// framed here (not by lzma-rust2's multi-stream mode), so bytes after the last stream are
+/// trailing data and everything decoded before them has reached the walk.
+pub(super) struct Xz {
+    stream: Box<XzStream>,
+    window_kb: u32,
+    /// After a stream: where it ended, the zero bytes of stream padding seen so far, and the
+    /// first bytes of what may be the next stream's header.
+    between: Option<(u64, u64, Vec<u8>)>,
+}
+
+impl Xz {
+    pub(super) fn new(window_kb: u32) -> Xz {
+        Xz {
+            stream: Box::new(XzStream::new_mem_limit(false, window_kb)),
+            window_kb,
+            between: None,
+        }
+    }
+
+    /// Returns `Some((offset, zero))` once bytes that are neither padding nor a stream start at
+    /// `offset` (`zero`: the ones before this call were all zeros).
+    pub(super) fn push(
+        &mut self,
+        input: &[u8],
+        base: u64,
+        out: &mut [u8],
+        sink: Sink,
+    ) -> Result<Option<(u64, bool)>, DecodeError> {
+        let mut pos = 0;
+        while pos < input.len() {
+            let Some((end, zeros, magic)) = self.between.as_mut() else {
+                let stream = &mut self.stream;
+                let r = lz_push(
+                    "xz",
+                    &mut |i, o, a| stream.process(i, o, a),
+                    &input[pos..],
+                    base + pos as u64,
+                    out,
+                    sink,
+                )?;
+                match r {
+                    Some(used) => {
+                        pos += used;
+                        self.between = Some((base + pos as u64, 0, Vec::new()));
+                    }
+                    None => pos = input.len(),
+                }
+                continue;
+            };
+            if magic.is_empty() {
+                let n = input[pos..].iter().take_while(|&&b| b == 0).count();
+                *zeros += n as u64;
+                pos += n;
+                if pos == input.len() {
+                    break;
+                }
+            }
+            let had = magic.len();
+            let take = (XZ_MAGIC.len() - had).min(input.len() - pos);
+            magic.extend_from_slice(&input[pos..pos + take]);
+            if *zeros % 4 != 0 || magic[..] != XZ_MAGIC[..magic.len()] {
+                return Ok(Some((*end, had == 0)));
+            }
+            pos += take;
+            if magic.len() < XZ_MAGIC.len() {
+                break;
+            }
+            // A further stream: start a decoder and give it the header bytes.
+            let at = base + pos as u64 - XZ_MAGIC.len() as u64;
+            self.between = None;
+            self.stream = Box::new(XzStream::new_mem_limit(false, self.window_kb));
+            let stream = &mut self.stream;
+            if let Some(used) = lz_push(
+                "xz",
+                &mut |i, o, a| stream.process(i, o, a),
+                &XZ_MAGIC,
+                at,
+                out,
+                sink,
+            )? {
+                self.between = Some((at + used as u64, 0, Vec::new()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The end of the input: `Ok(Some((offset, zero)))` if what followed the last stream is not
+    /// valid stream padding.
+    pub(super) fn finish(
+        &mut self,
+        at: u64,
+        out: &mut [u8],
+        sink: Sink,
+    ) -> Result<Option<(u64, bool)>, DecodeError> {
+        if let Some((end, zeros, magic)) = &self.between {
+            return Ok((zeros % 4 != 0 || !magic.is_empty()).then_some((*end, magic.is_empty())));
+        }
+        loop {
+            match self.stream.process(&[], out, Action::Finish) {
+                Ok(res) => {
+                    sink(&out[..res.bytes_produced]);
+                    if res.status == LzStatus::StreamEnd {
+                        return Ok(None);
+                    }
+                    if res.bytes_produced == 0 {
+                        return Err(err(at, "xz: Unexpected end of input"));
+                    }
+                }
+                Err(e) => return Err(err(at, &format!("xz: {}", xz_message(&e)))),
+            }
         }
     }
 }

@@ -14,9 +14,9 @@ use crate::detect::Format;
 use crate::limits::{DECODE_CHUNK, DECODE_PIECE, MAX_DECODER_WINDOW};
 use bzip2::Bzip2;
 use gzip::Gzip;
-use lz::lz_push;
+use lz::{lz_push, Xz};
 pub(crate) use lz::lz_decode_all;
-use lzma_rust2::{Action, LzmaStream, Status as LzStatus, XzStream};
+use lzma_rust2::{Action, LzmaStream, Status as LzStatus};
 use zstd::Zstd;
 
 /// A decoding failure: what went wrong and at which compressed byte offset.
@@ -53,7 +53,7 @@ enum Codec {
     Plain,
     Gzip(Box<Gzip>),
     Bzip2(Box<Bzip2>),
-    Xz(Box<XzStream>),
+    Xz(Box<Xz>),
     Lzma(Box<LzmaStream>, bool),
     Zstd(Box<Zstd>),
 }
@@ -68,7 +68,7 @@ impl Decoder {
             Format::Tar => Codec::Plain,
             Format::Gzip => Codec::Gzip(Box::new(Gzip::new())),
             Format::Bzip2 => Codec::Bzip2(Box::new(Bzip2::new())),
-            Format::Xz => Codec::Xz(Box::new(XzStream::new_mem_limit(true, window_kb))),
+            Format::Xz => Codec::Xz(Box::new(Xz::new(window_kb))),
             Format::Lzma => {
                 Codec::Lzma(Box::new(LzmaStream::new_mem_limit(window_kb, None)), false)
             }
@@ -175,15 +175,7 @@ impl Decoder {
             }
             Codec::Gzip(g) => g.push(input, base, out, sink)?,
             Codec::Bzip2(b) => b.push(input, base, out, sink)?,
-            Codec::Xz(x) => lz_push(
-                "xz",
-                &mut |i, o, a| x.process(i, o, a),
-                input,
-                base,
-                out,
-                sink,
-            )?
-            .map(|used| (base + used as u64, true)),
+            Codec::Xz(x) => x.push(input, base, out, sink)?,
             Codec::Lzma(l, ended) => {
                 if *ended {
                     Some((base, true))
@@ -197,7 +189,14 @@ impl Decoder {
                         sink,
                     )?;
                     *ended = r.is_some();
-                    r.map(|used| (base + used as u64, true))
+                    // lzma-rust2 absorbs a few bytes past the end of a .lzma stream; they are the
+                    // start of the trailing data (`xz --format=lzma -dc` refuses them).
+                    r.map(|used| {
+                        let unused = l.unused_input();
+                        let end = (base + used as u64).saturating_sub(unused.len() as u64);
+                        let before = (base.saturating_sub(end) as usize).min(unused.len());
+                        (end, unused[..before].iter().all(|&b| b == 0))
+                    })
                 }
             }
             Codec::Zstd(z) => z.push(input, base, out, sink)?,
@@ -239,27 +238,18 @@ impl Decoder {
             Codec::Plain => Ok(()),
             Codec::Gzip(g) => g.finish(at),
             Codec::Bzip2(b) => b.finish(at),
-            Codec::Xz(x) => {
-                let mut r = Ok(());
-                loop {
-                    match x.process(&[], out, Action::Finish) {
-                        Ok(res) => {
-                            sink(&out[..res.bytes_produced]);
-                            if res.status == LzStatus::StreamEnd || res.bytes_produced == 0 {
-                                if res.status != LzStatus::StreamEnd {
-                                    r = Err(err(at, "xz: Unexpected end of input"));
-                                }
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            r = Err(err(at, &format!("xz: {}", xz_message(&e))));
-                            break;
-                        }
-                    }
+            Codec::Xz(x) => match x.finish(at, out, sink) {
+                Ok(Some((start, zero))) => {
+                    self.trailing = Some(Trailing {
+                        offset: start,
+                        len: at - start,
+                        all_zero: zero,
+                    });
+                    Ok(())
                 }
-                r
-            }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
             Codec::Lzma(l, ended) => {
                 let mut r = Ok(());
                 if !*ended {

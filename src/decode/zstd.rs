@@ -31,6 +31,10 @@ enum ZState {
 const MAGIC: u32 = 0xfd2f_b528;
 const SKIPPABLE_MASK: u32 = 0xffff_fff0;
 const SKIPPABLE: u32 = 0x184d_2a50;
+/// Compressed bytes handed to libzstd per call. It reports no output from a call that fails, so
+/// the calls are kept short: the blocks decoded before a corrupt one reach the walk, as
+/// `zstd -dc` writes them.
+const STEP: usize = 4 << 10;
 const PREMATURE_END: &str = "zstd: Read error (39) : premature end";
 
 impl Zstd {
@@ -140,7 +144,8 @@ impl Zstd {
                 ZState::Blocks => {
                     let at = self.pending_offset;
                     let start = self.start;
-                    let mut input = zstd_safe::InBuffer::around(&self.pending[start..]);
+                    let end = self.pending.len().min(start + STEP);
+                    let mut input = zstd_safe::InBuffer::around(&self.pending[start..end]);
                     let mut output = zstd_safe::OutBuffer::around(&mut out[..]);
                     let r = self.dctx.decompress_stream(&mut output, &mut input);
                     let (used, made) = (input.pos(), output.pos());
@@ -156,6 +161,7 @@ impl Zstd {
                         continue;
                     }
                     if used == 0 && made < out.len() {
+                        // Needs more input than there is (a partial block), or made no progress.
                         return Ok(None);
                     }
                 }
