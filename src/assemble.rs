@@ -32,7 +32,7 @@ pub(crate) fn report(i: Inputs<'_>) -> Report {
     let mut reference_md = None;
     let mut list = Vec::with_capacity(TARGETS.len());
     for t in TARGETS.iter() {
-        let (mut v, md) = verdict::evaluate(t, &walk, split.as_ref());
+        let (mut v, md) = verdict::evaluate(t, &walk, split.as_ref(), i.fingerprint.as_deref());
         if t.key == REFERENCE.key {
             reference_md = md.clone();
         }

@@ -220,10 +220,13 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, R
 }
 
 /// The import verdict of one target.
+///
+/// `fingerprint` is the image's, for the one error that names it (`None`: not computed yet).
 pub fn evaluate(
     target: &Target,
     walk: &LxdWalk<'_>,
     split_rootfs: Option<&SplitRootfs<'_>>,
+    fingerprint: Option<&str>,
 ) -> (Verdict, Option<ImageMetadata>) {
     let reject = |e: Refusal| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
@@ -286,7 +289,63 @@ pub fn evaluate(
     if split_rootfs.is_none() && walk.root.is_none() {
         return (verdict(Some("Invalid instance type".into())), Some(md));
     }
+    // The row is written, but the database cannot read the date back: the import operation
+    // fails (and the row stays behind, see the date-out-of-range finding).
+    if let Some(e) = [md.creation_date, md.expiry_date]
+        .into_iter()
+        .find_map(unreadable_date)
+    {
+        let fp = fingerprint.unwrap_or("<fingerprint>");
+        return (
+            verdict(Some(format!("Fetch image \"{fp}\": Failed to fetch images: Failed to fetch images: {e}").into())),
+            Some(md),
+        );
+    }
     (verdict(None), Some(md))
+}
+
+/// How LXD's database stores a Unix time (Go's `time.Unix(t, 0).UTC()` as
+/// `2006-01-02 15:04:05-07:00`, the year with at least four digits).
+pub fn db_time(t: i64) -> String {
+    let days = t.div_euclid(86_400) as i128;
+    let secs = t.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days, in i128 so that any i64 time fits.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i128::from(m <= 2);
+    let year = if y < 0 {
+        format!("-{:04}", -y)
+    } else {
+        format!("{y:04}")
+    };
+    format!(
+        "{year}-{m:02}-{d:02} {:02}:{:02}:{:02}+00:00",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The error reading `t` back from LXD's database gives (Go's `time.Parse` of [`db_time`] with a
+/// four-digit year), or `None` when the year is 0000–9999.
+pub fn unreadable_date(t: i64) -> Option<String> {
+    let text = db_time(t);
+    let (rest, layout) = if text.starts_with('-') {
+        (text.as_str(), "2006")
+    } else if text.as_bytes()[4] != b'-' {
+        (&text[4..], "-")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "parsing time {text:?} as \"2006-01-02\": cannot parse {rest:?} as {layout:?}"
+    ))
 }
 
 fn verdict(refusal: Option<Refusal>) -> Verdict {
@@ -300,5 +359,28 @@ fn verdict(refusal: Option<Refusal>) -> Verdict {
         error,
         reason,
         creatable: Creatable::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_the_database_cannot_read_back() {
+        // Measured on LXD 5.0.2 and Incus 6.0.4 (facts §2.5, §8.1).
+        assert_eq!(unreadable_date(253_402_300_799), None);
+        assert_eq!(
+            unreadable_date(253_402_300_800).unwrap(),
+            r#"parsing time "10000-01-01 00:00:00+00:00" as "2006-01-02": cannot parse "0-01-01 00:00:00+00:00" as "-""#
+        );
+        assert_eq!(unreadable_date(-62_135_596_801), None); // 0000-12-31, accepted
+        assert_eq!(unreadable_date(-62_167_219_200), None); // 0000-01-01
+        assert!(unreadable_date(-62_167_219_201).unwrap().contains(r#"as "2006""#));
+        // Any i64 is judged without overflow (the exact text for the extremes, where Go's own
+        // arithmetic wraps, is whatever the daemon prints; the verdict is a refusal either way).
+        assert!(unreadable_date(i64::MAX).is_some());
+        assert!(unreadable_date(i64::MIN).is_some());
+        assert_eq!(db_time(1_458_040_200), "2016-03-15 11:10:00+00:00");
     }
 }

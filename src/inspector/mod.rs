@@ -146,7 +146,7 @@ impl Inspector {
         }
         let view = self.view();
         let (walk, split) = view.lxd_walk();
-        Some(verdict::evaluate(&REFERENCE, &walk, split.as_ref()).0)
+        Some(verdict::evaluate(&REFERENCE, &walk, split.as_ref(), None).0)
     }
 
     fn check_verdict(&mut self) {
