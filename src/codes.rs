@@ -118,8 +118,23 @@ finding_codes! {
     Qcow2Invalid = "qcow2-invalid", Error;
     /// A rootfs tarball with no entries.
     RootfsEmpty = "rootfs-empty", Warning;
+    /// The two files of a split image were given in the wrong order.
+    SplitFilesSwapped = "split-files-swapped", Error;
     /// Reading stopped early (`--quick`).
     Quick = "quick", Info;
+}
+
+impl FindingCode {
+    /// Whether an instance created from the image fails at its first start (template rules
+    /// LXD cannot apply), although `lxc init` succeeds.
+    pub fn breaks_first_start(self) -> bool {
+        matches!(
+            self,
+            FindingCode::TemplateFileMissing
+                | FindingCode::TemplateNameMissing
+                | FindingCode::TemplateNameInvalid
+        )
+    }
 }
 
 impl std::fmt::Display for FindingCode {

@@ -49,6 +49,10 @@ mod cli {
             /// For a split image, the type to upload the rootfs as (default: from its content).
             #[arg(long, value_parser = ["container", "virtual-machine"])]
             r#type: Option<String>,
+            /// The LXD/Incus build whose verdict sets the exit status and the summary.
+            #[arg(long, value_name = "NAME", default_value = lxdimg::verdict::REFERENCE.key,
+                  value_parser = clap::builder::PossibleValuesParser::new(lxdimg::verdict::TARGETS.iter().map(|t| t.key)))]
+            target: String,
             /// Image file, or the metadata tarball of a split image (`-` for stdin).
             file: PathBuf,
             /// Rootfs file of a split image (squashfs, qcow2 or tarball).
@@ -226,9 +230,11 @@ mod cli {
                 strict,
                 host_arch,
                 r#type,
+                target,
                 file,
                 rootfs,
             } => {
+                let target = lxdimg::verdict::target(&target).expect("clap checked the name");
                 let host_arch = match host_arch {
                     Some(a) => match lxdimg::arch::lookup(lxdimg::verdict::LXD_5_0.arch, &a)
                         .or_else(|| lxdimg::arch::lookup(lxdimg::verdict::INCUS_6.arch, &a))
@@ -297,9 +303,9 @@ mod cli {
                     serde_json::to_writer_pretty(&mut out, &report).map_err(io::Error::other)?;
                     writeln!(out)?;
                 } else {
-                    print_human(&mut out, &report, &file, rootfs.as_deref())?;
+                    print_human(&mut out, &report, target, &file, rootfs.as_deref())?;
                 }
-                let accepted = report.verdicts.reference().is_accepted();
+                let accepted = report.verdicts[target.key].is_accepted();
                 Ok(
                     if !accepted || (strict && report.count(Severity::Error) > 0) {
                         1
@@ -344,24 +350,14 @@ mod cli {
         }
     }
 
-    fn shell_quote(s: &str) -> String {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+".contains(c))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    }
-
     fn print_human(
         out: &mut impl Write,
         r: &Report,
+        target: &lxdimg::verdict::Target,
         file: &Path,
         rootfs: Option<&Path>,
     ) -> io::Result<()> {
-        let v = r.verdicts.reference();
+        let v = &r.verdicts[target.key];
         match &r.fingerprint {
             Some(fp) => writeln!(out, "Fingerprint: {fp}")?,
             None => writeln!(out, "Fingerprint: (not computed: --quick)")?,
@@ -461,32 +457,49 @@ mod cli {
         }
         let mut cmd = format!(
             "lxc image import {}",
-            shell_quote(&file.display().to_string())
+            lxdimg::findings::shell_quote(&file.display().to_string())
         );
         if let Some(r) = rootfs {
             cmd.push(' ');
-            cmd.push_str(&shell_quote(&r.display().to_string()));
+            cmd.push_str(&lxdimg::findings::shell_quote(&r.display().to_string()));
         }
-        if v.is_accepted() {
-            match (v.creatable.ok, &v.creatable.error) {
-                (Some(false), Some(e)) => {
-                    writeln!(out, "\nLXD 5.0 will import this image, but `lxc launch` will fail: {e}")?
+        let who = target.label;
+        let first_start = r.findings.iter().find(|f| f.code.breaks_first_start());
+        match (v.accepted, &v.error) {
+            (Some(true), _) => {
+                match (v.creatable.ok, &v.creatable.error) {
+                    (Some(false), Some(e)) => writeln!(
+                        out,
+                        "\n{who} will import this image, but `lxc init` (and `lxc launch`) will fail: {e}"
+                    )?,
+                    (None, Some(why)) => writeln!(
+                        out,
+                        "\n{who} will import this image; whether `lxc init` can create an instance is not known: {why}"
+                    )?,
+                    _ => match first_start {
+                        Some(f) => writeln!(
+                            out,
+                            "\n{who} will import this image and `lxc init` will create an instance, but it fails at first start (`lxc start`, `lxc launch`): {}",
+                            f.message
+                        )?,
+                        None => writeln!(
+                            out,
+                            "\n{who} will import this image and `lxc init` will create an instance from it (starting it is not checked here):"
+                        )?,
+                    },
                 }
-                (None, Some(why)) => writeln!(
-                    out,
-                    "\nLXD 5.0 will import this image; whether `lxc launch` works is not known: {why}"
-                )?,
-                _ => writeln!(out, "\nLXD 5.0 will import this image, and `lxc launch` can create an instance from it:")?,
+                writeln!(out, "    {cmd} --alias NAME")?;
             }
-            writeln!(out, "    {cmd} --alias NAME")?;
-        } else if let Some(e) = &v.error {
-            writeln!(out, "\nLXD 5.0 will refuse this image: Error: {e}")?;
-        } else {
-            writeln!(
+            (Some(false), e) => writeln!(
                 out,
-                "\nlxdimg cannot tell whether LXD 5.0 will import this image: {}",
+                "\n{who} will refuse this image: Error: {}",
+                e.as_deref().unwrap_or("")
+            )?,
+            (None, _) => writeln!(
+                out,
+                "\nlxdimg cannot tell whether {who} will import this image: {}",
                 v.reason.as_deref().unwrap_or("")
-            )?;
+            )?,
         }
         Ok(())
     }

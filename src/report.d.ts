@@ -1,7 +1,7 @@
 // Generated from the Rust types by `cargo test` (src/tsgen.rs); do not edit.
 
 /** The key of a verdict target (`crate::verdict::TARGETS`). */
-export type TargetKey = "lxd-5.0" | "lxd-5.21" | "lxd-6" | "incus-6" | "incus-7";
+export type TargetKey = "lxd-5.0" | "lxd-5.21" | "lxd-6" | "incus-6.0" | "incus-6" | "incus-7";
 
 /** One verdict per target, in the order of `targets()`. */
 export type Verdicts = {
@@ -11,7 +11,9 @@ export type Verdicts = {
   "lxd-5.21": Verdict;
   /** LXD 6 */
   "lxd-6": Verdict;
-  /** Incus 6 */
+  /** Incus 6.0 (6.0.4, Debian 12 backports) */
+  "incus-6.0": Verdict;
+  /** Incus 6 (upstream) */
   "incus-6": Verdict;
   /** Incus 7 */
   "incus-7": Verdict;
@@ -82,7 +84,12 @@ reason?: string,
 /**
  * Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host.
  */
-creatable: Creatable, };
+creatable: Creatable, 
+/**
+ * The real daemon build this target's verdicts are checked against by lxdimg's tests; null
+ * when they are reproduced from the source code only.
+ */
+checked_against: string | null, };
 
 export type Creatable = { 
 /**
@@ -156,7 +163,7 @@ offset: number | null,
  */
 entry: string | null, };
 
-export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "quick";
+export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "split-files-swapped" | "quick";
 
 export type Severity = "error" | "warning" | "info";
 

@@ -49,6 +49,9 @@ pub struct Verdict {
     pub reason: Option<String>,
     /// Whether `lxc init`/`lxc launch` of the imported image would then succeed on the host.
     pub creatable: Creatable,
+    /// The real daemon build this target's verdicts are checked against by lxdimg's tests; null
+    /// when they are reproduced from the source code only.
+    pub checked_against: Option<&'static str>,
 }
 
 impl Verdict {

@@ -24,6 +24,12 @@ pub struct Target {
     pub arch: ArchRules,
     /// Quotes the architecture in its error (`"x"`), and the wording.
     pub arch_message: fn(&str) -> String,
+    /// The real daemon build the verdicts were checked against by the differential tests
+    /// (`None`: reproduced from the source code only).
+    pub checked_against: Option<&'static str>,
+    /// The host this build ships with has `sqfs2tar` (squashfs-tools-ng): a squashfs metadata
+    /// file is unpacked instead of refused.
+    pub sqfs2tar: bool,
 }
 
 fn arch_msg_old(a: &str) -> String {
@@ -52,6 +58,8 @@ pub const LXD_5_0: Target = Target {
         first_word: false,
     },
     arch_message: arch_msg_old,
+    checked_against: Some("LXD 5.0.2 (Debian 12 package 5.0.2-5+deb12u6)"),
+    sqfs2tar: false,
 };
 /// LXD 5.21.7.
 pub const LXD_5_21: Target = Target {
@@ -69,6 +77,8 @@ pub const LXD_5_21: Target = Target {
         first_word: true,
     },
     arch_message: arch_msg_new,
+    checked_against: None,
+    sqfs2tar: false,
 };
 /// LXD 6.9.
 pub const LXD_6: Target = Target {
@@ -86,11 +96,33 @@ pub const LXD_6: Target = Target {
         first_word: true,
     },
     arch_message: arch_msg_new,
+    checked_against: None,
+    sqfs2tar: false,
 };
-/// Incus 6.x.
+/// Debian's Incus 6.0.4 (bookworm-backports): upstream Incus 6.0 with Debian's YAML library,
+/// which caps `metadata.yaml` at 1 MiB.
+pub const INCUS_6_0: Target = Target {
+    key: "incus-6.0",
+    label: "Incus 6.0 (6.0.4, Debian 12 backports)",
+    incus_detection: true,
+    dialect: Dialect::V2,
+    yaml_cap: Some(INCUS_CAP),
+    regular_check: false,
+    arch: ArchRules {
+        mipsle: true,
+        loongarch: true,
+        amd64v3: false,
+        x86_64_levels: true,
+        first_word: false,
+    },
+    arch_message: arch_msg_old,
+    checked_against: Some("Incus 6.0.4 (Debian package 6.0.4-2+deb13u7~bpo12+1)"),
+    sqfs2tar: true,
+};
+/// Upstream Incus 6.x (no YAML cap).
 pub const INCUS_6: Target = Target {
     key: "incus-6",
-    label: "Incus 6",
+    label: "Incus 6 (upstream)",
     incus_detection: true,
     dialect: Dialect::V2,
     yaml_cap: None,
@@ -103,6 +135,8 @@ pub const INCUS_6: Target = Target {
         first_word: false,
     },
     arch_message: arch_msg_old,
+    checked_against: None,
+    sqfs2tar: true,
 };
 /// Incus 7.
 pub const INCUS_7: Target = Target {
@@ -120,11 +154,13 @@ pub const INCUS_7: Target = Target {
         first_word: false,
     },
     arch_message: arch_msg_old,
+    checked_against: None,
+    sqfs2tar: true,
 };
 
 /// Every target, in the Report's order. This list is the one definition: the Report's verdict
 /// map, its TypeScript type, the CLI's verdict list and the page's columns all come from it.
-pub const TARGETS: [Target; 5] = [LXD_5_0, LXD_5_21, LXD_6, INCUS_6, INCUS_7];
+pub const TARGETS: [Target; 6] = [LXD_5_0, LXD_5_21, LXD_6, INCUS_6_0, INCUS_6, INCUS_7];
 
 /// The target the CLI's exit status, the early verdict and the worker's upload gate follow.
 pub const REFERENCE: Target = LXD_5_0;
@@ -228,6 +264,17 @@ pub fn evaluate(
     split_rootfs: Option<&SplitRootfs<'_>>,
     fingerprint: Option<&str>,
 ) -> (Verdict, Option<ImageMetadata>) {
+    let (mut v, md) = evaluate_import(target, walk, split_rootfs, fingerprint);
+    v.checked_against = target.checked_against;
+    (v, md)
+}
+
+fn evaluate_import(
+    target: &Target,
+    walk: &LxdWalk<'_>,
+    split_rootfs: Option<&SplitRootfs<'_>>,
+    fingerprint: Option<&str>,
+) -> (Verdict, Option<ImageMetadata>) {
     let reject = |e: Refusal| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
         if target.incus_detection {
@@ -250,6 +297,11 @@ pub fn evaluate(
         Detection::Format(f) => f,
     };
     match format {
+        Format::Squashfs if target.sqfs2tar => {
+            return reject(Refusal::NotJudged(
+                "the metadata file is a squashfs, which this host unpacks with sqfs2tar; lxdimg does not read squashfs contents".into(),
+            ))
+        }
         Format::Squashfs => {
             return reject("exec: \"sqfs2tar\": executable file not found in $PATH".into())
         }
@@ -359,6 +411,7 @@ fn verdict(refusal: Option<Refusal>) -> Verdict {
         error,
         reason,
         creatable: Creatable::default(),
+        checked_against: None,
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Collected {
     pub root_img: Option<Kept>,
     /// The first member whose name has a `..` component (GNU tar refuses to extract it).
     pub dotdot: Option<String>,
+    /// A split image's rootfs tarball holds a `metadata.yaml` (the files may be swapped).
+    pub metadata_in_rootfs: bool,
 }
 
 /// The tar stream of a file that was decoded as a tarball.

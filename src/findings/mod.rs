@@ -16,6 +16,18 @@ pub(crate) use rootfs::rootfs_report;
 use crate::codes::{FindingCode, Severity};
 use crate::report::{FileRole, Finding};
 
+/// Quotes a word for a POSIX shell when it needs it (for the commands findings suggest).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The findings of one inspection, in the order they were noticed.
 #[derive(Debug, Default)]
 pub struct Findings(Vec<Finding>);

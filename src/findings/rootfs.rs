@@ -49,6 +49,7 @@ pub(crate) fn rootfs_report(image: &ImageView<'_>, out: &mut Findings) -> Option
         }
         return None;
     };
+    swapped_split(image, out);
     let role = FileRole::Rootfs;
     let size_if_read = if r.partial { u64::MAX } else { r.size };
     let mut rep = RootfsReport {
@@ -113,4 +114,29 @@ pub(crate) fn rootfs_report(image: &ImageView<'_>, out: &mut Findings) -> Option
         _ => {}
     }
     Some(rep)
+}
+
+/// A split image given rootfs first: LXD's verdict concerns the wrong file, so say what to do.
+fn swapped_split(image: &ImageView<'_>, out: &mut Findings) {
+    let (Some(meta), Some(root)) = (image.files.first(), image.rootfs_file()) else {
+        return;
+    };
+    let meta_is_rootfs = matches!(meta.format, Some(Format::Squashfs | Format::Qcow2))
+        || (meta.collected.docs.is_empty() && meta.tar.is_some_and(|t| t.entries > 0));
+    let root_is_metadata = root.tar.is_some() && root.collected.metadata_in_rootfs;
+    if !(meta_is_rootfs && root_is_metadata) {
+        return;
+    }
+    let name = |n: Option<&str>, dflt: &str| crate::findings::shell_quote(n.unwrap_or(dflt));
+    out.add(
+        C::SplitFilesSwapped,
+        format!(
+            "the files of this split image are in the wrong order: the first is a rootfs ({}) and the second holds metadata.yaml; LXD reads the metadata file first. Run: lxc image import {} {}",
+            Compression::of(meta.size, meta.format),
+            name(root.name, "METADATA"),
+            name(meta.name, "ROOTFS"),
+        ),
+    )
+    .file(FileRole::Metadata)
+    .offset(0);
 }

@@ -104,6 +104,9 @@ impl Visitor for Collector {
         let name = strip_dot(&h.name);
         self.cur = None;
         if self.rootfs_mode {
+            if name == b"metadata.yaml" {
+                self.out.metadata_in_rootfs = true;
+            }
             return self.rootfs_entry(name, h);
         }
         let mut wanted = false;
