@@ -402,11 +402,11 @@ impl Report {
     }
 }
 
-/// Formats Unix seconds as RFC 3339 UTC (`2016-03-15T11:10:00Z`); `None` outside years 0..=9999.
-pub fn rfc3339(t: i64) -> Option<String> {
+/// The UTC calendar date and time of a Unix time: `(year, month, day, seconds into the day)`,
+/// for any `i64` (proleptic Gregorian; Howard Hinnant's `civil_from_days`).
+pub fn civil(t: i64) -> (i64, i64, i64, i64) {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -415,7 +415,12 @@ pub fn rfc3339(t: i64) -> Option<String> {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    (yoe + era * 400 + i64::from(m <= 2), m, d, secs)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (`2016-03-15T11:10:00Z`); `None` outside years 0..=9999.
+pub fn rfc3339(t: i64) -> Option<String> {
+    let (y, m, d, secs) = civil(t);
     if !(0..=9999).contains(&y) {
         return None;
     }

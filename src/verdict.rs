@@ -359,18 +359,7 @@ fn evaluate_import(
 /// How LXD's database stores a Unix time (Go's `time.Unix(t, 0).UTC()` as
 /// `2006-01-02 15:04:05-07:00`, the year with at least four digits).
 pub fn db_time(t: i64) -> String {
-    let days = t.div_euclid(86_400) as i128;
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days, in i128 so that any i64 time fits.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i128::from(m <= 2);
+    let (y, m, d, secs) = crate::report::civil(t);
     let year = if y < 0 {
         format!("-{:04}", -y)
     } else {

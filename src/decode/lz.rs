@@ -144,19 +144,28 @@ impl Xz {
         if let Some((end, zeros, magic)) = &self.between {
             return Ok((zeros % 4 != 0 || !magic.is_empty()).then_some((*end, magic.is_empty())));
         }
-        loop {
-            match self.stream.process(&[], out, Action::Finish) {
-                Ok(res) => {
-                    sink(&out[..res.bytes_produced]);
-                    if res.status == LzStatus::StreamEnd {
-                        return Ok(None);
-                    }
-                    if res.bytes_produced == 0 {
-                        return Err(err(at, "xz: Unexpected end of input"));
-                    }
-                }
-                Err(e) => return Err(err(at, &format!("xz: {}", xz_message(&e)))),
-            }
+        let stream = &mut self.stream;
+        lz_finish("xz", &mut |i, o, a| stream.process(i, o, a), at, out, sink).map(|()| None)
+    }
+}
+
+/// Ends an lzma-rust2 stream: hands over what it still holds, or reports the truncation.
+pub(super) fn lz_finish(
+    tool: &str,
+    process: LzProcess,
+    at: u64,
+    out: &mut [u8],
+    sink: Sink,
+) -> Result<(), DecodeError> {
+    loop {
+        let res = process(&[], out, Action::Finish)
+            .map_err(|e| err(at, &format!("{tool}: {}", xz_message(&e))))?;
+        sink(&out[..res.bytes_produced]);
+        if res.status == LzStatus::StreamEnd {
+            return Ok(());
+        }
+        if res.bytes_produced == 0 {
+            return Err(err(at, &format!("{tool}: Unexpected end of input")));
         }
     }
 }

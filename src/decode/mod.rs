@@ -14,9 +14,9 @@ use crate::detect::Format;
 use crate::limits::{DECODE_CHUNK, DECODE_PIECE, MAX_DECODER_WINDOW};
 use bzip2::Bzip2;
 use gzip::Gzip;
-use lz::{lz_push, Xz};
+use lz::{lz_finish, lz_push, Xz};
 pub(crate) use lz::lz_decode_all;
-use lzma_rust2::{Action, LzmaStream, Status as LzStatus};
+use lzma_rust2::LzmaStream;
 use zstd::Zstd;
 
 /// A decoding failure: what went wrong and at which compressed byte offset.
@@ -234,60 +234,27 @@ impl Decoder {
         }
         let at = self.offset;
         let out = &mut self.out;
+        // Where trailing data starts, if the end of the input shows some.
         let r = match &mut self.codec {
-            Codec::Plain => Ok(()),
-            Codec::Gzip(g) => g.finish(at),
-            Codec::Bzip2(b) => b.finish(at),
-            Codec::Xz(x) => match x.finish(at, out, sink) {
-                Ok(Some((start, zero))) => {
-                    self.trailing = Some(Trailing {
-                        offset: start,
-                        len: at - start,
-                        all_zero: zero,
-                    });
-                    Ok(())
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Codec::Lzma(l, ended) => {
-                let mut r = Ok(());
-                if !*ended {
-                    loop {
-                        match l.process(&[], out, Action::Finish) {
-                            Ok(res) => {
-                                sink(&out[..res.bytes_produced]);
-                                if res.status == LzStatus::StreamEnd {
-                                    break;
-                                }
-                                if res.bytes_produced == 0 {
-                                    r = Err(err(at, "lzma: Unexpected end of input"));
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                r = Err(err(at, &format!("lzma: {}", xz_message(&e))));
-                                break;
-                            }
-                        }
-                    }
-                }
-                r
+            Codec::Plain => Ok(None),
+            Codec::Gzip(g) => g.finish(at).map(|()| None),
+            Codec::Bzip2(b) => b.finish(at).map(|()| None),
+            Codec::Xz(x) => x.finish(at, out, sink),
+            Codec::Lzma(_, true) => Ok(None),
+            Codec::Lzma(l, false) => {
+                lz_finish("lzma", &mut |i, o, a| l.process(i, o, a), at, out, sink).map(|()| None)
             }
-            Codec::Zstd(z) => match z.finish(at, out, sink) {
-                Ok(Some(start)) => {
-                    let zero = z.avail().iter().all(|&b| b == 0);
-                    self.trailing = Some(Trailing {
-                        offset: start,
-                        len: at - start,
-                        all_zero: zero,
-                    });
-                    Ok(())
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
+            Codec::Zstd(z) => z.finish(at, out, sink),
         };
+        let r = r.map(|trailing| {
+            if let Some((start, all_zero)) = trailing {
+                self.trailing = Some(Trailing {
+                    offset: start,
+                    len: at - start,
+                    all_zero,
+                });
+            }
+        });
         if r.is_err() {
             self.failed = true;
         }

@@ -52,7 +52,7 @@ impl Zstd {
         }
     }
 
-    pub(super) fn avail(&self) -> &[u8] {
+    fn avail(&self) -> &[u8] {
         &self.pending[self.start..]
     }
 
@@ -174,12 +174,12 @@ impl Zstd {
         at: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<u64>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, DecodeError> {
         if self.pending.is_empty() {
             self.pending_offset = at;
         }
         if let Some(start) = self.drive(out, sink, true)? {
-            return Ok(Some(start));
+            return Ok(Some((start, self.avail().iter().all(|&b| b == 0))));
         }
         match self.state {
             ZState::Header if self.avail().is_empty() => Ok(None),
