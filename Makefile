@@ -6,8 +6,9 @@ LXDIMG := target/release/lxdimg
 .PHONY: run test bench setup build wasm-check lxd-setup lxd-diff unit demo clean
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
-# for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator.
-APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl
+# for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
+# (llvm-ar) compile libzstd for the wasm32 build.
+APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm
 setup:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
