@@ -78,3 +78,73 @@ impl Findings {
         self.0.iter().map(|f| f.code)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeError, Trailing};
+    use crate::detect::Format;
+    use crate::view::{Collected, FileView, ImageView, TarView};
+
+    fn view<'a>(collected: &'a Collected, error: Option<&'a DecodeError>) -> FileView<'a> {
+        FileView {
+            role: FileRole::Unified,
+            name: Some("hand-built.tar.xz"),
+            size: 4096,
+            partial: false,
+            format: Some(Format::Xz),
+            head: b"\xfd7zXZ\0",
+            tar: Some(TarView {
+                entries: 3,
+                data_bytes: 100,
+                offset: 2048,
+                end: None,
+                error: None,
+            }),
+            decode_error: error,
+            trailing: Some(Trailing {
+                offset: 4000,
+                len: 96,
+                all_zero: true,
+            }),
+            collected,
+            squashfs_tables: None,
+        }
+    }
+
+    #[test]
+    fn findings_from_a_hand_built_view() {
+        let collected = Collected {
+            saw_container_root: true,
+            saw_vm_root: true,
+            ..Default::default()
+        };
+        let e = DecodeError {
+            offset: 1234,
+            message: "xz: Compressed data is corrupt".into(),
+        };
+        let mut out = Findings::default();
+        file_findings(&view(&collected, Some(&e)), &mut out);
+        let codes: Vec<_> = out.codes().collect();
+        assert_eq!(
+            codes,
+            [
+                FindingCode::DecodeError,
+                FindingCode::TrailingData,
+                FindingCode::RootfsAndDisk
+            ]
+        );
+        let sorted = out.into_sorted();
+        assert_eq!(sorted[0].offset, Some(1234));
+        assert_eq!(sorted.last().unwrap().severity, Severity::Info); // zero padding
+
+        // The same view, judged for creation: the decode error is what GNU tar reports.
+        let image = ImageView {
+            files: vec![view(&collected, Some(&e))],
+            split_type: None,
+        };
+        let c = crate::creatable::unpack_outcome(&image, true);
+        assert_eq!(c.code, Some(crate::report::CreatableCode::DecodeError));
+        assert!(c.error.unwrap().contains("xz: (stdin): Compressed data is corrupt"));
+    }
+}
