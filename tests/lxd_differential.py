@@ -458,7 +458,10 @@ def cases() -> list[Case]:
     add("squashfs_unified", "unified squashfs (needs sqfs2tar on the LXD host)",
         lambda w: squashfs(w, {"metadata.yaml": BASE.encode(), "rootfs/hello": b"hello\n"}), ".squashfs",
         ERR('exec: "sqfs2tar": executable file not found in $PATH') if not shutil.which("sqfs2tar") else OK(),
-        needs="mksquashfs")
+        needs="mksquashfs",
+        # lxdimg's lxd-5.0 target models a plain Debian 12 LXD host, without squashfs-tools-ng;
+        # installing Incus (which the tests do) adds sqfs2tar to this host, and then LXD imports it.
+        compare=not shutil.which("sqfs2tar"))
 
     # ---- plain tars whose first member name looks like a compressor magic ----
     first = lambda n: tar([F(n, "x\n")] + std(BASE), tarfile.GNU_FORMAT)
