@@ -116,6 +116,8 @@ def classify(text: Optional[str], code: Optional[str] = None) -> Optional[str]:
         if m is None and re.search(r"Process exited with non-zero value \d+$", text):
             return "unpack"  # LXD lost the tool's stderr (happens at random): any unpack class matches
         body = text[m.end():] if m else text
+        if m and re.fullmatch(r"\s*(xz|gzip|bzip2|zstd|tar)?:?\s*\)?\s*", body):
+            return "unpack"  # LXD kept only the first word of the tool's stderr (also at random)
         # The decompressor's lines first, wherever they come: tar's own lines (even one printed
         # earlier, e.g. "Skipping to next header" on garbage a corrupt deflate stream produced)
         # are consequences of it.
