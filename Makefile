@@ -3,18 +3,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LXDIMG := target/release/lxdimg
 
-.PHONY: run test bench setup build wasm-check lxd-setup lxd-diff unit demo clean
+.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff unit demo clean
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
 # for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
 # (llvm-ar) compile libzstd for the wasm32 build.
 APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm
-setup:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) >/tmp/lxdimg-apt.log 2>&1 \
-	  || { tail -20 /tmp/lxdimg-apt.log; exit 1; }; fi
-	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+include mk/common.mk
+
+setup: rust-wasm-target
+	$(call apt_install,$(APT_PKGS))
 
 build:
 	$(CARGO) build --release --locked
@@ -53,7 +51,11 @@ run: setup demo
 	@echo "CLI: $(LXDIMG) inspect IMAGE [ROOTFS]   (--json for the report)"
 	@$(MAKE) --no-print-directory run-worker
 
-bench: setup build $(EXTRA_BENCH)
+# The inputs every bench shares (bench/make-inputs.sh: reproducible, built once into bench/data/).
+bench-inputs:
+	bash bench/make-inputs.sh
+
+bench: setup build bench-inputs $(EXTRA_BENCH)
 	bash bench/run.sh
 
 clean:

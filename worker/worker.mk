@@ -21,15 +21,8 @@ $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORK
 
 worker-deps: $(WORKER_DIR)/node_modules/.package-lock.json
 
-# pkg/ (git-ignored) is the wasm-pack build of src/wasm.rs, shared with the page (www/www.mk's
-# wasm-pkg makes the same). Rebuilt only when a Rust source or the manifest is newer; wasm-pack
-# installs the matching wasm-bindgen-cli itself (cargo install, into its cache) the first time.
-worker-pkg:
-	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@command -v wasm-pack >/dev/null || cargo install wasm-pack --quiet
-	@if [ ! -f pkg/lxdimg_bg.wasm ] || [ -n "$$(find src Cargo.toml Cargo.lock .cargo -newer pkg/lxdimg_bg.wasm -type f 2>/dev/null | head -1)" ]; then \
-	  echo "wasm-pack build --target web"; \
-	  wasm-pack --log-level warn build --target web --release --out-dir pkg . ; fi
+# pkg/ (git-ignored) is the wasm core, built by the one recipe in mk/common.mk.
+worker-pkg: wasm-pkg
 
 worker-build: worker-deps worker-pkg
 	cd $(WORKER_DIR) && ./node_modules/.bin/wrangler deploy --dry-run --outdir .build >/dev/null
@@ -55,7 +48,6 @@ run-worker: worker-deps worker-pkg
 	@echo "  upload:  curl -H \"Authorization: Bearer TOKEN\" --data-binary @IMAGE 'http://127.0.0.1:8080/api/images?alias=NAME'"
 	cd $(WORKER_DIR) && ./node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 8080 --show-interactive-dev-session=false
 
-bench-worker: worker-build build
-	@command -v nginx >/dev/null || { (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx) >/tmp/lxdimg-apt-nginx.log 2>&1 || { tail -20 /tmp/lxdimg-apt-nginx.log; exit 1; }; }
-	@command -v wrk >/dev/null || { (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk) >/tmp/lxdimg-apt-wrk.log 2>&1 || { tail -20 /tmp/lxdimg-apt-wrk.log; exit 1; }; }
+bench-worker: worker-build build bench-inputs
+	$(call apt_install,nginx wrk)
 	bash $(WORKER_DIR)/bench/run.sh

@@ -7,24 +7,20 @@
 #
 # Every tool is installed on first use (Debian packages, cargo, npm); later runs skip that quickly.
 
-WASM_PACK ?= $(shell command -v wasm-pack 2>/dev/null || echo $(HOME)/.cargo/bin/wasm-pack)
 GECKODRIVER ?= $(HOME)/.cargo/bin/geckodriver
 CHROMEDRIVER ?= /usr/bin/chromedriver
 WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: wasm-test-runner www-setup www-browsers www-npm wasm-pkg run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e bench-www
 
 EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
 
 # Browsers and drivers from Debian (never downloaded by a tool), geckodriver from crates.io.
 www-browsers:
-	@missing=""; for p in $(WWW_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) >/tmp/lxdimg-www-apt.log 2>&1 \
-	  || { tail -20 /tmp/lxdimg-www-apt.log; exit 1; }; fi
+	$(call apt_install,$(WWW_APT))
 	@test -x $(GECKODRIVER) || { echo "installing geckodriver (cargo, a few minutes)"; $(CARGO) install --locked geckodriver; }
 
 www-npm: $(BROWSER_TESTS)/node_modules/.installed
@@ -32,17 +28,7 @@ $(BROWSER_TESTS)/node_modules/.installed: $(BROWSER_TESTS)/package.json $(wildca
 	cd $(BROWSER_TESTS) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-www-setup: www-browsers www-npm
-	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@test -x $(WASM_PACK) || { echo "installing wasm-pack"; $(CARGO) install --locked wasm-pack; }
-
-# wasm-pack installs the matching wasm-bindgen-cli itself (through cargo) on first use.
-# wasm-opt is off (Cargo.toml): opt-level 3 + SIMD from rustc is what was measured.
-wasm-pkg:
-	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@test -x $(WASM_PACK) || { echo "installing wasm-pack"; $(CARGO) install --locked wasm-pack; }
-	$(WASM_PACK) --log-level warn build --target web --release --out-dir pkg
-	@ls -l pkg/lxdimg_bg.wasm | awk '{printf "pkg/lxdimg_bg.wasm: %d bytes\n", $$5}'
+www-setup: www-browsers www-npm rust-wasm-target wasm-pack-tool
 
 run-www: wasm-pkg
 	node www/serve.mjs --port $(WWW_PORT)
@@ -79,5 +65,5 @@ test-e2e: setup www-setup wasm-pkg build
 
 test-www: test-wasm test-e2e
 
-bench-www: setup www-setup wasm-pkg build
+bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs

@@ -10,10 +10,10 @@
 //  3. wasm memory after inspecting a 300 MB single-block .tar.xz (fresh worker), xz -6's 8 MiB window.
 //     Goal: ≤ 128 MiB. With BENCH_XZ9=1, also one with xz -9's 64 MiB window.
 //
-// The image: $BENCH_IMAGE, else the largest bench/data/*.tar.xz, else one built (once, cached in
-// target/www-bench/) from bench/data/rootfs (the core bench's debootstrapped Debian), else from /usr.
+// The image: $BENCH_IMAGE, else bench/data/debian.tar.xz from bench/make-inputs.sh (the inputs
+// every bench shares, reproducible, built once).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, renameSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -28,55 +28,22 @@ const MiB = 1 << 20;
 const log = (...a) => console.log(...a);
 const sh = (cmd, opts = {}) => execFileSync("bash", ["-c", cmd], { stdio: ["ignore", "pipe", "inherit"], ...opts }).toString();
 
-function metadataYaml(dir) {
-  writeFileSync(path.join(dir, "metadata.yaml"), `architecture: amd64
-creation_date: 1704067200
-properties:
-  description: Debian bookworm amd64 (lxdimg bench)
-  os: debian
-  release: bookworm
-templates:
-  /etc/hostname:
-    when: [create, copy]
-    template: hostname.tpl
-`);
-  mkdirSync(path.join(dir, "templates"), { recursive: true });
-  writeFileSync(path.join(dir, "templates/hostname.tpl"), "{{ instance.name }}\n");
-}
-
+/** The bench images come from bench/make-inputs.sh (one reproducible set for every bench). */
 function benchImage() {
   if (process.env.BENCH_IMAGE) return process.env.BENCH_IMAGE;
-  const data = path.join(repo, "bench/data");
-  const found = existsSync(data)
-    ? readdirSync(data).filter((f) => /\.tar\.xz$/.test(f)).map((f) => path.join(data, f))
-    : [];
-  if (found.length) return found.sort((a, b) => statSync(b).size - statSync(a).size)[0];
-  const out = path.join(work, "debian-bookworm.tar.xz");
-  if (existsSync(out)) return out;
-  const root = path.join(data, "rootfs");
-  const src = existsSync(path.join(root, "etc")) ? root : "/usr";
-  log(`building ${path.relative(repo, out)} from ${src} (once; xz -6, a minute or two)…`);
-  const meta = path.join(work, "meta");
-  mkdirSync(meta, { recursive: true });
-  metadataYaml(meta);
-  sh(`tar --numeric-owner --sort=name -cf - -C ${meta} metadata.yaml templates ` +
-     `--transform 's,^\\.,rootfs,' -C ${src} . 2>/dev/null | xz -T2 -6 > ${out}.tmp`);
-  renameSync(`${out}.tmp`, out);
+  const out = path.join(repo, "bench/data/debian.tar.xz");
+  if (!existsSync(out)) sh(`bash ${path.join(repo, "bench/make-inputs.sh")}`);
   return out;
 }
 
-/** A ~300 MB single-block .tar.xz of random data; `dict`: the LZMA2 window (xz -6: 8 MiB, -9: 64 MiB). */
+/** A ~300 MB single-block .tar.xz of pseudo-random data; `dict`: the LZMA2 window (xz -6: 8 MiB, -9: 64 MiB). */
 function bigSingleBlockXz(dict, build = true) {
-  const out = path.join(work, dict === "8MiB" ? "random-300M.tar.xz" : `random-300M-d${parseInt(dict)}.tar.xz`);
+  if (dict === "8MiB") return path.join(repo, "bench/data/random-300M.tar.xz");
+  const out = path.join(work, `random-300M-d${parseInt(dict)}.tar.xz`);
   if (existsSync(out) || !build) return existsSync(out) ? out : null;
-  log(`building ${path.relative(repo, out)} (single xz block, ${dict} window, 300 MB of random data; once, a few minutes)…`);
-  const d = path.join(work, "big");
-  mkdirSync(path.join(d, "rootfs"), { recursive: true });
-  metadataYaml(d);
-  sh(`head -c ${300 * 1000 * 1000} /dev/urandom > ${d}/rootfs/random.bin`);
-  // xz -T1 writes one block for the whole stream; preset 0 with the given window keeps the build
-  // quick (random data does not compress anyway, so the file stays ~300 MB).
-  sh(`tar --numeric-owner -cf - -C ${d} metadata.yaml templates rootfs | xz -T1 --lzma2=preset=0,dict=${dict} > ${out}.tmp && rm -rf ${d}`);
+  log(`building ${path.relative(repo, out)} (single xz block, ${dict} window; once, a few minutes)…`);
+  // The same bytes as bench/data/random-300M.tar.xz, recompressed with the larger window.
+  sh(`xz -dc ${path.join(repo, "bench/data/random-300M.tar.xz")} | xz -T1 --lzma2=preset=0,dict=${dict} > ${out}.tmp`);
   renameSync(`${out}.tmp`, out);
   return out;
 }

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The one set of benchmark inputs, shared by every bench (make bench, bench-www, bench-worker).
+# Idempotent: what exists is kept. Reproducible: fixed times, owners and order in every tarball,
+# pseudo-random data from a fixed key (not /dev/urandom), compressors without timestamps; the
+# Debian rootfs comes from debootstrap with this machine's own apt mirror. Prints what it has,
+# with sizes and SHA-256, so two machines can compare.
+#
+#   bench/data/rootfs/                  debootstrapped Debian bookworm (minbase + systemd, ssh, python3)
+#   bench/data/debian.tar               that rootfs as a unified LXD image (~304 MB)
+#   bench/data/debian.tar.{gz,xz,zst,bz2}   gzip -6 -n, xz -6 -T1 (one block), zstd -3, bzip2 -9
+#   bench/data/random-1g.bin            1 GiB of pseudo-random bytes (the fingerprint bench)
+#   bench/data/random-300M.tar.xz       300 MB of pseudo-random rootfs data, one xz block, 8 MiB window
+#   bench/data/big-4g.tar.zst           a 4 GiB tar stream (a sparse 4 GiB file of zeros), zstd -1
+#   bench/data/big-256m.tar.gz          256 MiB of pseudo-random rootfs data, gzip -1 (worker uploads)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=bench/data
+mkdir -p "$D"
+
+need() { command -v "$1" >/dev/null || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
+need debootstrap debootstrap; need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
+
+# Deterministic tarballs: same bytes from the same tree, whoever builds them.
+TAR=(tar --sort=name --mtime=@1704067200 --owner=0 --group=0 --numeric-owner --format=gnu)
+# Pseudo-random bytes from a fixed key: `random N` writes N bytes.
+random() { openssl enc -aes-128-ctr -nosalt -K 6c7864696d672d62656e63682d6b6579 -iv 0 -in /dev/zero 2>/dev/null | head -c "$1"; }
+# The apt mirror this machine uses (never a host name written here).
+mirror() {
+  local u
+  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$u" ] || u=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$u" ] || { echo "bench: no Debian mirror in the apt sources" >&2; exit 1; }
+  echo "$u"
+}
+metadata() { # DIR: metadata.yaml and templates/ of the bench images
+  mkdir -p "$1/templates"
+  cat > "$1/metadata.yaml" <<YAML
+architecture: x86_64
+creation_date: 1704067200
+properties:
+  description: Debian bookworm amd64 (bench)
+  os: debian
+  release: bookworm
+templates:
+  /etc/hostname:
+    when: [create, copy]
+    template: hostname.tpl
+YAML
+  echo '{{ instance.name }}' > "$1/templates/hostname.tpl"
+}
+atomic() { # OUT CMD...: runs CMD > OUT.tmp, then renames (an interrupted run leaves nothing half-made)
+  local out=$1; shift
+  [ -s "$out" ] && return 0
+  "$@" > "$out.tmp" && mv "$out.tmp" "$out"
+}
+
+if [ ! -f "$D/rootfs/etc/os-release" ]; then
+  echo "bench: debootstrapping Debian bookworm into $D/rootfs (a few minutes)" >&2
+  rm -rf "$D/rootfs"
+  debootstrap --variant=minbase --include=systemd,iproute2,openssh-server,python3 bookworm "$D/rootfs" "$(mirror)" >"$D/debootstrap.log" 2>&1
+fi
+metadata "$D/meta"
+atomic "$D/debian.tar" "${TAR[@]}" -cf - -C "$D/meta" metadata.yaml templates -C "$PWD/$D" rootfs
+atomic "$D/debian.tar.gz" gzip -6 -n -c "$D/debian.tar"
+atomic "$D/debian.tar.xz" xz -6 -T1 -c "$D/debian.tar"
+atomic "$D/debian.tar.zst" zstd -q -3 -c "$D/debian.tar"
+atomic "$D/debian.tar.bz2" bzip2 -9 -c "$D/debian.tar"
+atomic "$D/random-1g.bin" random $((1 << 30))
+
+if [ ! -s "$D/random-300M.tar.xz" ]; then
+  s=$D/work-300m; rm -rf "$s"; metadata "$s"; mkdir -p "$s/rootfs"
+  random 300000000 > "$s/rootfs/random.bin"
+  # xz -T1 writes one block; preset 0 with xz -6's 8 MiB window keeps the build quick.
+  atomic "$D/random-300M.tar.xz" sh -c '"$@" | xz -T1 --lzma2=preset=0,dict=8MiB' _ "${TAR[@]}" -cf - -C "$s" metadata.yaml templates rootfs
+  rm -rf "$s"
+fi
+if [ ! -s "$D/big-256m.tar.gz" ]; then
+  s=$D/work-256m; rm -rf "$s"; metadata "$s"; mkdir -p "$s/rootfs/data"
+  random $((256 << 20)) > "$s/rootfs/data/random.bin"
+  atomic "$D/big-256m.tar.gz" sh -c '"$@" | gzip -1 -n' _ "${TAR[@]}" -cf - -C "$s" metadata.yaml templates rootfs
+  rm -rf "$s"
+fi
+if [ ! -s "$D/big-4g.tar.zst" ]; then
+  s=$D/work-4g; rm -rf "$s"; metadata "$s"; mkdir -p "$s/rootfs"
+  truncate -s 4G "$s/rootfs/zeros"
+  atomic "$D/big-4g.tar.zst" sh -c '"$@" | zstd -q -1 -T2' _ "${TAR[@]}" -cf - -C "$s" metadata.yaml rootfs
+  rm -rf "$s"
+fi
+
+if [ "${QUIET:-}" != 1 ]; then
+  echo "bench inputs ($D):" >&2
+  for f in debian.tar debian.tar.gz debian.tar.xz debian.tar.zst debian.tar.bz2 random-1g.bin random-300M.tar.xz big-256m.tar.gz big-4g.tar.zst; do
+    [ -f "$D/$f" ] || continue
+    sum=$(cat "$D/$f.sha256" 2>/dev/null || true)
+    if [ -z "$sum" ] || [ "$D/$f" -nt "$D/$f.sha256" ]; then
+      sum=$(sha256sum "$D/$f" | cut -c1-16); echo "$sum" > "$D/$f.sha256"
+    fi
+    printf '  %-20s %12d bytes  sha256 %s…\n' "$f" "$(stat -c %s "$D/$f")" "$sum" >&2
+  done
+fi
