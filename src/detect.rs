@@ -116,10 +116,21 @@ pub fn detect_lxd(head: &[u8]) -> Detection {
 
 /// Incus's rule table (HEAD): every rule needs enough bytes; zstd and lz4 precede ustar.
 pub fn detect_incus(head: &[u8]) -> Detection {
+    detect_incus_table(head, true)
+}
+
+/// Incus's rule table; `guarded`: each rule checks that enough bytes were read (Incus after
+/// 6.0.4). Incus 6.0.4 has the zstd/lz4 rules but, like LXD, lets the zero padding complete a
+/// magic (measured: a 1-byte file `5D` is "lzma" to it).
+pub fn detect_incus_table(head: &[u8], guarded: bool) -> Detection {
     if head.is_empty() {
         return Detection::Empty;
     }
-    let n = head.len().min(HEADER_LEN);
+    let n = if guarded {
+        head.len().min(HEADER_LEN)
+    } else {
+        HEADER_LEN
+    };
     let h = padded(head);
     let f = if n >= 2 && h[0..2] == *b"BZ" {
         Format::Bzip2

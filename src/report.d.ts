@@ -89,7 +89,11 @@ creatable: Creatable,
  * The real daemon build this target's verdicts are checked against by lxdimg's tests; null
  * when they are reproduced from the source code only.
  */
-checked_against: string | null, };
+checked_against: string | null, 
+/**
+ * The canonical architecture name this target stores, if it resolves `architecture`.
+ */
+architecture: string | null, };
 
 export type Creatable = { 
 /**

@@ -52,6 +52,8 @@ pub struct Verdict {
     /// The real daemon build this target's verdicts are checked against by lxdimg's tests; null
     /// when they are reproduced from the source code only.
     pub checked_against: Option<&'static str>,
+    /// The canonical architecture name this target stores, if it resolves `architecture`.
+    pub architecture: Option<&'static str>,
 }
 
 impl Verdict {

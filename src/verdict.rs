@@ -1,7 +1,7 @@
 //! LXD's and Incus's import decisions, per target version, from what the walk recorded.
 
 use crate::arch::{self, ArchRules};
-use crate::detect::{detect_incus, detect_lxd, Detection, Format};
+use crate::detect::{detect_incus_table, detect_lxd, Detection, Format};
 use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP};
 use crate::report::{Creatable, ImageType, Verdict};
 use crate::tar::TarError;
@@ -14,8 +14,10 @@ pub struct Target {
     pub key: &'static str,
     /// How people name the build (the page's column heading, the CLI's verdict list).
     pub label: &'static str,
-    /// Incus's detection table (n-guarded, zstd/lz4 before ustar).
+    /// Incus's detection table (zstd/lz4 before ustar).
     pub incus_detection: bool,
+    /// Incus's table checks that enough bytes were read for each rule (after Incus 6.0.4).
+    pub detection_guards: bool,
     pub dialect: Dialect,
     /// The error when `metadata.yaml` is over 1 MiB, if this build caps it.
     pub yaml_cap: Option<&'static str>,
@@ -47,6 +49,7 @@ pub const LXD_5_0: Target = Target {
     key: "lxd-5.0",
     label: "LXD 5.0 (5.0.2, Debian 12)",
     incus_detection: false,
+    detection_guards: false,
     dialect: Dialect::V2,
     yaml_cap: Some(INCUS_CAP),
     regular_check: false,
@@ -66,6 +69,7 @@ pub const LXD_5_21: Target = Target {
     key: "lxd-5.21",
     label: "LXD 5.21",
     incus_detection: false,
+    detection_guards: false,
     dialect: Dialect::V2,
     yaml_cap: Some(LXD_CAP),
     regular_check: true,
@@ -85,6 +89,7 @@ pub const LXD_6: Target = Target {
     key: "lxd-6",
     label: "LXD 6",
     incus_detection: false,
+    detection_guards: false,
     dialect: Dialect::V2,
     yaml_cap: Some(LXD_CAP),
     regular_check: false,
@@ -105,6 +110,7 @@ pub const INCUS_6_0: Target = Target {
     key: "incus-6.0",
     label: "Incus 6.0 (6.0.4, Debian 12 backports)",
     incus_detection: true,
+    detection_guards: false,
     dialect: Dialect::V2,
     yaml_cap: Some(INCUS_CAP),
     regular_check: false,
@@ -112,7 +118,7 @@ pub const INCUS_6_0: Target = Target {
         mipsle: true,
         loongarch: true,
         amd64v3: false,
-        x86_64_levels: true,
+        x86_64_levels: false,
         first_word: false,
     },
     arch_message: arch_msg_old,
@@ -124,6 +130,7 @@ pub const INCUS_6: Target = Target {
     key: "incus-6",
     label: "Incus 6 (upstream)",
     incus_detection: true,
+    detection_guards: true,
     dialect: Dialect::V2,
     yaml_cap: None,
     regular_check: false,
@@ -143,6 +150,7 @@ pub const INCUS_7: Target = Target {
     key: "incus-7",
     label: "Incus 7",
     incus_detection: true,
+    detection_guards: true,
     dialect: Dialect::V4,
     yaml_cap: Some(INCUS_CAP),
     regular_check: false,
@@ -266,6 +274,10 @@ pub fn evaluate(
 ) -> (Verdict, Option<ImageMetadata>) {
     let (mut v, md) = evaluate_import(target, walk, split_rootfs, fingerprint);
     v.checked_against = target.checked_against;
+    v.architecture = md
+        .as_ref()
+        .and_then(|m| arch::lookup(target.arch, &m.architecture))
+        .map(|(_, name)| name);
     (v, md)
 }
 
@@ -278,7 +290,7 @@ fn evaluate_import(
     let reject = |e: Refusal| (verdict(Some(e)), None);
     let detect = |head: &[u8]| {
         if target.incus_detection {
-            detect_incus(head)
+            detect_incus_table(head, target.detection_guards)
         } else {
             detect_lxd(head)
         }
@@ -401,6 +413,7 @@ fn verdict(refusal: Option<Refusal>) -> Verdict {
         reason,
         creatable: Creatable::default(),
         checked_against: None,
+        architecture: None,
     }
 }
 

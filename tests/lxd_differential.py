@@ -69,8 +69,26 @@ from pathlib import Path
 from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-SOCKET = os.environ.get("LXD_SOCKET", "/var/lib/lxd/unix.socket")
-IMAGES_DIR = Path(os.environ.get("LXD_IMAGES_DIR", "/var/lib/lxd/images"))
+# The daemons compared, each with the lxdimg target that models it (--daemon picks one).
+DAEMONS = {
+    "lxd": {"socket": "/var/lib/lxd/unix.socket", "images": "/var/lib/lxd/images",
+            "target": "lxd-5.0", "header": "X-LXD", "name": "LXD"},
+    "incus": {"socket": "/var/lib/incus/unix.socket", "images": "/var/lib/incus/images",
+              "target": "incus-6.0", "header": "X-Incus", "name": "Incus"},
+}
+SOCKET = os.environ.get("LXD_SOCKET", DAEMONS["lxd"]["socket"])
+IMAGES_DIR = Path(os.environ.get("LXD_IMAGES_DIR", DAEMONS["lxd"]["images"]))
+TARGET = DAEMONS["lxd"]["target"]
+HEADER = DAEMONS["lxd"]["header"]
+
+
+def use_daemon(name: str):
+    """Points the harness at one daemon and its lxdimg target."""
+    global SOCKET, IMAGES_DIR, TARGET, HEADER
+    d = DAEMONS[name]
+    if name != "lxd":
+        SOCKET, IMAGES_DIR = d["socket"], Path(d["images"])
+    TARGET, HEADER = d["target"], d["header"]
 MTIME = 1458040200  # fixed mtimes so generated files (and fingerprints) are reproducible
 
 # ---------------------------------------------------------------------------
@@ -95,8 +113,10 @@ class LXDError(Exception):
 
 
 class LXD:
-    def __init__(self, path: str = SOCKET):
-        self.path = path
+    """An LXD or Incus daemon (same REST API) on its unix socket."""
+
+    def __init__(self, path: Optional[str] = None):
+        self.path = path or SOCKET
 
     def request(self, method: str, url: str, body: bytes | None = None, headers: dict | None = None):
         conn = UnixHTTPConnection(self.path)
@@ -122,6 +142,9 @@ class LXD:
         deadline = time.time() + 3 * timeout
         while True:
             status, doc = self.request("GET", f"{op_url}/wait?timeout={timeout}")
+            if doc.get("type") == "error" and doc.get("error"):
+                # Incus answers the wait of a failed operation with an error response.
+                return {"status": "Failure", "err": doc["error"]}
             if status != 200:
                 raise LXDError(f"waiting for {op_url}: HTTP {status} {doc.get('error')}")
             md = doc.get("metadata") or {}
@@ -757,13 +780,13 @@ def run_lxd(lxd: LXD, main: Path, rootfs: Optional[Path], part: Optional[str], l
     pre = remove_orphans(lxd, local_fp)  # leftovers from an interrupted earlier run
     if isinstance(part, list):
         body, ctype = multipart(part)
-        headers = {"Content-Type": ctype, "X-LXD-public": "false"}
+        headers = {"Content-Type": ctype, f"{HEADER}-public": "false"}
     elif rootfs is None:
         body = main.read_bytes()
-        headers = {"Content-Type": "application/octet-stream", "X-LXD-filename": main.name, "X-LXD-public": "false"}
+        headers = {"Content-Type": "application/octet-stream", f"{HEADER}-filename": main.name, f"{HEADER}-public": "false"}
     else:
         body, ctype = multipart([("metadata", main), (part, rootfs)])
-        headers = {"Content-Type": ctype, "X-LXD-public": "false"}
+        headers = {"Content-Type": ctype, f"{HEADER}-public": "false"}
     res = lxd.post_image(body, headers)
     res.update(type=None, architecture=None, properties=None, created_at=None, expires_at=None)
     if pre:
@@ -801,7 +824,7 @@ def resolve_lxdimg() -> Path:
 
 
 def run_lxdimg(exe: Path, main: Path, rootfs: Optional[Path], extra: tuple = ()) -> dict:
-    cmd = [str(exe), "inspect", "--json", *extra, str(main)] + ([str(rootfs)] if rootfs else [])
+    cmd = [str(exe), "inspect", "--json", "--target", TARGET, *extra, str(main)] + ([str(rootfs)] if rootfs else [])
     try:
         cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     except subprocess.TimeoutExpired:
@@ -817,14 +840,15 @@ def run_lxdimg(exe: Path, main: Path, rootfs: Optional[Path], extra: tuple = ())
         return out
     out["report"] = rep
     try:
-        v = rep["verdicts"]["lxd-5.0"]
+        v = rep["verdicts"][TARGET]
         md = rep.get("metadata") if isinstance(rep.get("metadata"), dict) else {}
         out.update(accepted=bool(v["accepted"]), error=v.get("error"), fingerprint=rep.get("fingerprint"),
-                   type=rep.get("type"), architecture=rep.get("architecture"),
+                   judged=v["accepted"] is not None, reason=v.get("reason"),
+                   type=rep.get("type"), architecture=v.get("architecture", rep.get("architecture")),
                    properties=md.get("properties", rep.get("properties")),
                    created_at=md.get("created"), expires_at=md.get("expires"))
     except (KeyError, TypeError) as e:
-        out["fatal"] = f"report lacks verdicts['lxd-5.0'].accepted ({e!r})"
+        out["fatal"] = f"report lacks verdicts[{TARGET!r}].accepted ({e!r})"
     return out
 
 
@@ -833,11 +857,14 @@ def compare(lxd_res: dict, li: dict) -> tuple[list[str], list[str]]:
     if "fatal" in li:
         return [f"lxdimg failed: {li['fatal']}"], []
     mism, notes = [], []
+    if not li.get("judged", True):
+        # lxdimg says it cannot judge (accepted: null): never a wrong answer, but not an answer.
+        return [], [f"not judged by lxdimg: {li.get('reason')}"]
     if li["accepted"] != lxd_res["accepted"]:
         mism.append(f"accepted: LXD={lxd_res['accepted']} lxdimg={li['accepted']}")
     expected_exit = 0 if li["accepted"] else 1
     if li["exit"] != expected_exit:
-        mism.append(f"exit code {li['exit']} inconsistent with verdicts['lxd-5.0'].accepted={li['accepted']}")
+        mism.append(f"exit code {li['exit']} inconsistent with verdicts[{TARGET!r}].accepted={li['accepted']}")
     if lxd_res["accepted"]:
         for k in ("fingerprint", "type", "architecture"):
             if lxd_res.get(k) != li.get(k):
@@ -927,9 +954,9 @@ def open_sources(args, log=sys.stdout):
         try:
             info = lxd.ping()
         except (OSError, LXDError) as e:
-            print(f"cannot reach LXD on {SOCKET}: {e}\n(run scripts/lxd-setup.sh as root)", file=sys.stderr)
+            print(f"cannot reach the daemon on {SOCKET}: {e}\n(run scripts/lxd-setup.sh as root)", file=sys.stderr)
             return 2
-        print(f"# LXD {info.get('environment', {}).get('server_version')} via {SOCKET}", file=log)
+        print(f"# {info.get('environment', {}).get('server_name', 'daemon')} {info.get('environment', {}).get('server_version')} via {SOCKET}, compared with verdicts[{TARGET!r}]", file=log)
     if not args.lxd_only:
         exe = resolve_lxdimg()
         if not exe.exists():
@@ -941,6 +968,8 @@ def open_sources(args, log=sys.stdout):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--daemon", choices=sorted(DAEMONS), default="lxd",
+                    help="the daemon to compare with (its lxdimg target: lxd-5.0 or incus-6.0)")
     ap.add_argument("--lxd-only", action="store_true", help="only import into LXD; print its results as JSON lines")
     ap.add_argument("--from-expected", metavar="JSONL",
                     help="use recorded LXD results (e.g. tests/lxd_expected.jsonl) instead of a live daemon")
@@ -950,6 +979,7 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="list cases and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print full details for every case")
     args = ap.parse_args()
+    use_daemon(args.daemon)
 
     chosen = select(cases(), args.patterns)
     if args.list:
