@@ -4,13 +4,17 @@
 
 const $ = (id) => document.getElementById(id);
 
-const TARGETS = [
-  ["lxd-5.0", "LXD 5.0 (5.0.2, Debian 12)"],
-  ["lxd-5.21", "LXD 5.21"],
-  ["lxd-6", "LXD 6"],
-  ["incus-6", "Incus 6"],
-  ["incus-7", "Incus 7"],
-];
+// From the core, with worker.js's "ready" message: the verdict targets in the Report's order
+// (`[{key, label}]`, the rows of the verdict table) and the key of the reference target (the one
+// the banner and the early verdict speak for, LXD 5.0).
+let targets = [];
+let reference = null;
+
+/** The reference target's name for sentences: its label without the parenthesis ("LXD 5.0"). */
+function referenceName() {
+  const t = targets.find((x) => x.key === reference);
+  return t ? t.label.replace(/\s*\(.*\)$/, "") : reference;
+}
 
 /** h("p", {class: "x"}, "text", child…): a DOM element; text is never parsed as HTML. */
 function h(tag, attrs = {}, ...children) {
@@ -68,6 +72,8 @@ function startWorker() {
 function onWorkerMessage(m) {
   if (m.type === "ready") {
     version = m.version;
+    targets = m.targets;
+    reference = m.reference;
     $("version").textContent = m.version;
     return;
   }
@@ -148,16 +154,25 @@ function progress(done, total) {
   }
 }
 
+/** A verdict's class: `accepted` is true, false, or null when lxdimg cannot judge (see `reason`). */
+function verdictClass(v) {
+  return v.accepted === true ? "ok" : v.accepted === false ? "bad" : "unknown";
+}
+
+/** The reference target's verdict as a sentence. */
 function verdictLine(v) {
-  return v.accepted
-    ? h("p", { class: "ok" }, h("span", { "aria-hidden": "true" }, "✓ "), "LXD 5.0 will accept this image.")
-    : h("p", { class: "bad" }, h("span", { "aria-hidden": "true" }, "✗ "), "LXD 5.0 will refuse this image: ", h("q", {}, `Error: ${v.error}`));
+  const mark = (m) => h("span", { "aria-hidden": "true" }, m);
+  if (v.accepted === true) return h("p", { class: "ok" }, mark("✓ "), `${referenceName()} will accept this image.`);
+  if (v.accepted === false) {
+    return h("p", { class: "bad" }, mark("✗ "), `${referenceName()} will refuse this image: `, h("q", {}, `Error: ${v.error}`));
+  }
+  return h("p", { class: "unknown" }, mark("? "), `lxdimg cannot judge: ${v.reason}`);
 }
 
 function earlyVerdict(v) {
   const early = $("early");
   early.replaceChildren(
-    h("div", { class: `banner ${v.accepted ? "ok" : "bad"}`, id: "early-verdict" }, verdictLine(v),
+    h("div", { class: `banner ${verdictClass(v)}`, id: "early-verdict" }, verdictLine(v),
       h("p", { class: "hint" }, "Known from the first bytes; still reading the rest for the fingerprint and the other versions…")),
   );
   early.hidden = false;
@@ -202,20 +217,21 @@ function finished(m) {
 }
 
 function render(r, names, m) {
-  const v50 = r.verdicts["lxd-5.0"];
+  const ref = r.verdicts[reference];
   const summary = [r.format === "split" ? "split image" : "unified image", r.type, r.architecture].filter(Boolean).join(" · ");
-  $("verdict-banner").className = `banner ${v50.accepted ? "ok" : "bad"}`;
-  $("verdict-banner").replaceChildren(verdictLine(v50), h("p", { class: "hint" }, summary));
+  $("verdict-banner").className = `banner ${verdictClass(ref)}`;
+  $("verdict-banner").replaceChildren(verdictLine(ref), h("p", { class: "hint" }, summary));
 
   $("verdicts").tBodies[0].replaceChildren(
-    ...TARGETS.map(([key, label]) => {
+    ...targets.map(({ key, label }) => {
       const v = r.verdicts[key];
       return h(
         "tr",
-        { class: v.accepted ? "ok" : "bad" },
+        { class: verdictClass(v) },
         h("th", { scope: "row" }, label),
-        h("td", {}, v.accepted ? "✓ accepted" : "✗ refused"),
-        h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : "—"),
+        h("td", {}, v.accepted === true ? "✓ accepted" : v.accepted === false ? "✗ refused" : "? cannot judge"),
+        // `error` is only ever LXD's or Incus's own words; `reason` is lxdimg's.
+        h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : v.accepted === null ? `lxdimg cannot judge: ${v.reason}` : "—"),
         h("td", { class: "launch" }, launchText(v.creatable)),
       );
     }),
@@ -225,9 +241,12 @@ function render(r, names, m) {
   $("fp-short").textContent = r.short_fingerprint ?? "";
   const cmd = ["lxc", "image", "import", ...names.map(shq)].join(" ");
   $("import-cmd").textContent = cmd;
-  $("import-note").textContent = v50.accepted
-    ? "Import it with (on the LXD host, from the folder that holds the file):"
-    : "This command will fail on LXD 5.0 with the error above:";
+  $("import-note").textContent =
+    ref.accepted === true
+      ? "Import it with (on the LXD host, from the folder that holds the file):"
+      : ref.accepted === false
+        ? `This command will fail on ${referenceName()} with the error above:`
+        : `lxdimg cannot tell whether this command works on ${referenceName()} (see above):`;
 
   $("info").textContent = infoText(r);
 
@@ -285,7 +304,7 @@ function render(r, names, m) {
     );
   }
   if (!r.findings.length) {
-    f.append(v50.accepted ? h("p", { class: "ok" }, "No findings.") : h("p", {}, "No other findings than the verdict above."));
+    f.append(ref.accepted === true ? h("p", { class: "ok" }, "No findings.") : h("p", {}, "No other findings than the verdict above."));
   }
 
   $("files").tBodies[0].replaceChildren(
@@ -297,7 +316,7 @@ function render(r, names, m) {
   $("rootfs-summary").textContent = rootfsText(r);
   const rate = m.ms > 0 ? ` (${bytes(Math.round(m.bytes / (m.ms / 1000)))}/s)` : "";
   $("timing").textContent = `Read ${bytes(m.bytes)} in ${(m.ms / 1000).toFixed(2)} s${rate}` +
-    (r.verdict_offset !== null ? `; the LXD 5.0 verdict was known after ${bytes(r.verdict_offset)}.` : ".");
+    (r.verdict_offset !== null ? `; the ${referenceName()} verdict was known after ${bytes(r.verdict_offset)}.` : ".");
 }
 
 /** The `creatable` verdict: whether `lxc launch` of the imported image would work. */
@@ -305,7 +324,8 @@ function launchText(c) {
   if (!c) return "—";
   if (c.ok === true) return "✓ yes";
   if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, c.error ?? c.code));
-  return h("span", { class: "hint", title: c.error ?? "" }, c.code === "import-rejected" ? "— (not imported)" : `? ${c.error ?? "unknown"}`);
+  const why = { "import-rejected": "— (not imported)", "import-not-judged": "— (import not judged)" }[c.code];
+  return h("span", { class: "hint", title: c.error ?? "" }, why ?? `? ${c.error ?? "unknown"}`);
 }
 
 function where(x) {

@@ -4,19 +4,21 @@
 //   {type: "inspect", id, sources: [{kind: "file", file: File} | {kind: "url", url}], now}
 //     One source: a unified image. Two: a split image, in any order (told apart by content).
 // Worker → page:
-//   {type: "ready", version}                        the wasm is initialised
+//   {type: "ready", version, targets, reference}    the wasm is initialised; targets: the verdict
+//                                                   targets in the Report's order, [{key, label}];
+//                                                   reference: the key of the early verdict's target
 //   {type: "start", id, names, total, split}        total: bytes (null if a URL gives no length)
 //   {type: "progress", id, done, total}             at most every 100 ms
-//   {type: "verdict", id, verdict}                  the lxd-5.0 verdict, as soon as it is known
+//   {type: "verdict", id, verdict}                  the reference target's verdict, once known
 //   {type: "done", id, report, ms, bytes, memory}   the Report (as the CLI's --json), elapsed ms,
 //                                                   bytes read, wasm memory size afterwards
 //   {type: "error", id, message}                    a message to show as is
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
-import init, { Inspector, rootfsIndex, version, memoryBytes } from "./pkg/lxdimg.js";
+import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget } from "./pkg/lxdimg.js";
 
 const ready = init().then(
-  () => postMessage({ type: "ready", version: version() }),
+  () => postMessage({ type: "ready", version: version(), targets: targets(), reference: referenceTarget() }),
   (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}` }),
 );
 

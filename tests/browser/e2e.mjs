@@ -4,8 +4,9 @@
 //
 // What a person does, what a person sees: a real drop (a DataTransfer dispatched on the drop zone),
 // a split pair dropped together (rootfs first: told apart by content), the file picker, a URL
-// fetched from another local server (and the CORS / HTTP errors), a rejected image, Cancel, the
-// template text on click, offline reload, a phone-width screen. The page's report must equal the
+// fetched from another local server (and the CORS / HTTP errors), a rejected image, an image some
+// targets lxdimg cannot judge, Cancel, the template text on click, offline reload, a phone-width
+// screen. The verdict table's rows are the core's `targets()`. The page's report must equal the
 // CLI's `--json` for the same file.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -17,12 +18,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { serve } from "../../www/serve.mjs";
+import * as core from "../../pkg/lxdimg.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "../..");
 const shots = path.join(repo, "tests/out/screenshots");
 const cli = path.join(repo, "target/release/lxdimg");
 mkdirSync(shots, { recursive: true });
+core.initSync({ module: readFileSync(path.join(repo, "pkg/lxdimg_bg.wasm")) });
+const TARGETS = core.targets();
 
 // ---- fixtures ----------------------------------------------------------------------------------
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lxdimg-e2e-"));
@@ -79,6 +83,10 @@ sh("mksquashfs", [path.join(splitDir, "rootfs"), splitRootfs, "-noappend", "-all
 const badDir = tree(path.join(tmp, "bad"), { metadata: false });
 const rejected = path.join(tmp, "no-metadata.tar.gz");
 sh("tar", [...TAR, "-C", badDir, "-czf", rejected, "templates", "rootfs"]);
+
+// An lz4 "tarball": LXD cannot detect it (refused), Incus reads lz4 but lxdimg does not (cannot judge).
+const lz4 = path.join(tmp, "image.tar.lz4");
+writeFileSync(lz4, Buffer.concat([Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x64, 0x40, 0xa7]), Buffer.alloc(4096, "lxdimg ")]));
 
 // A big plain tarball for Cancel (served slowly).
 const bigDir = path.join(tmp, "big");
@@ -210,8 +218,8 @@ await test("drop a unified image", async () => {
   assert.match(await text("#verdict-banner"), /LXD 5\.0 will accept this image/);
   assert.equal(await text("#import-cmd"), "lxc image import debian-bookworm.tar.xz");
   const rows = p.locator("#verdicts tbody tr");
-  assert.equal(await rows.count(), 5);
-  assert.match(await rows.nth(4).innerText(), /Incus 7\s+✓ accepted/);
+  assert.deepEqual(await rows.locator("th").allInnerTexts(), TARGETS.map((t) => t.label), "one row per target, in the core's order");
+  assert.match(await rows.nth(TARGETS.length - 1).innerText(), /Incus 7\s+✓ accepted/);
   const tpl = p.locator("#templates tbody tr:not(.tpl-text)");
   assert.equal(await tpl.count(), 2);
   assert.match(await tpl.nth(0).innerText(), /\/etc\/hostname\s+create, copy\s+hostname\.tpl\s+✓ yes\s+no/);
@@ -287,6 +295,33 @@ await test("a rejected image shows LXD's error", async () => {
   assert.match(await text("#findings"), /No other findings|Errors \(\d+\)/);
   assert.deepEqual(await p.evaluate(() => window.lxdimg.lastReport), cliJsonAny(rejected));
   await shot("4-rejected");
+});
+
+await test("targets lxdimg cannot judge say so, apart from refusals", async () => {
+  await p.setInputFiles("#picker", lz4);
+  await waitState("done");
+  const report = cliJsonAny(lz4);
+  assert.deepEqual(await p.evaluate(() => window.lxdimg.lastReport), report);
+  assert.match(await text("#verdict-banner"), /LXD 5\.0 will refuse this image: “?Error: Unsupported compression/);
+  const rows = p.locator("#verdicts tbody tr");
+  let notJudged = 0;
+  for (const [i, { key, label }] of TARGETS.entries()) {
+    const v = report.verdicts[key];
+    const row = await rows.nth(i).innerText();
+    if (v.accepted === null) {
+      notJudged++;
+      assert.equal(v.error, null);
+      assert.ok(row.startsWith(label), row);
+      assert.match(row, /\? cannot judge/);
+      assert.ok(row.includes(`lxdimg cannot judge: ${v.reason}`), row);
+      assert.match(row, /— \(import not judged\)/);
+      assert.doesNotMatch(row, /refused|Error:/);
+    } else {
+      assert.match(row, /✗ refused\s+Error: Unsupported compression/);
+    }
+  }
+  assert.ok(notJudged > 0, "the Incus targets cannot be judged for lz4");
+  await shot("4b-not-judged");
 });
 
 await test("fetch a URL from another server (CORS allowed)", async () => {

@@ -7,7 +7,7 @@
  * serves, and the image must be unified (a URL names one file). A request without either
  * architecture header is a person with a browser: it gets a small page instead.
  */
-import { clientArchitectures } from "./arch.js";
+import { canonicalArchitecture, personalities } from "./core.js";
 import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
 import { escapeHtml, publicOrigin, remoteName, text } from "./http.js";
 import { FINGERPRINT } from "./names.js";
@@ -18,6 +18,58 @@ export function imageUrl(origin, fingerprint) {
 }
 
 const VARY = "LXD-Server-Architectures, Incus-Server-Architectures";
+
+/** The header families the worker reads, in order of preference. */
+const ARCH_HEADERS = ["lxd-server-architectures", "incus-server-architectures"];
+
+/** Longest header value parsed; LXD's is about 20 bytes. */
+const MAX_ARCH_HEADER = 1024;
+
+/**
+ * Reads the client's architectures from a request's headers (facts §5.3, §2.3): the daemon's
+ * architectures joined by ", " — canonical names since LXD 4.3 / 4.0.2, numeric IDs (`2, 1`)
+ * before. Names are case-insensitive in the Fetch API, so `Lxd-Server-Architectures`, as Go sends
+ * it, matches. The core resolves each token (names, any version's aliases, numeric IDs).
+ *
+ * Returns `null` when neither header is present (a browser), or
+ * `{ family, raw, archs, unknown, error }`: `archs` in the client's order of preference, then the
+ * personalities of those architectures the client did not list itself; `unknown`: tokens that
+ * name no architecture; `error`: a message when the header is unusable (empty, too long, or no
+ * token names an architecture).
+ */
+export function clientArchitectures(headers) {
+  let family = null;
+  let raw = null;
+  for (const h of ARCH_HEADERS) {
+    const v = headers.get(h);
+    if (v !== null) {
+      family = h.startsWith("incus") ? "Incus" : "LXD";
+      raw = v;
+      break;
+    }
+  }
+  if (raw === null) return null;
+  const name = `${family}-Server-Architectures`;
+  if (raw.length > MAX_ARCH_HEADER) {
+    return { family, raw: raw.slice(0, 64), archs: [], unknown: [], error: `${name} header is too long (${raw.length} bytes)` };
+  }
+  const tokens = raw.split(/[,\s]+/).filter((t) => t !== "");
+  const archs = [];
+  const unknown = [];
+  for (const t of tokens) {
+    const a = canonicalArchitecture(t);
+    if (a === null) unknown.push(t);
+    else if (!archs.includes(a)) archs.push(a);
+  }
+  if (archs.length === 0) {
+    const what = tokens.length === 0 ? "is empty" : `names no known architecture: ${JSON.stringify(raw)}`;
+    return { family, raw, archs, unknown, error: `${name} header ${what}` };
+  }
+  for (const a of [...archs]) {
+    for (const p of personalities(a)) if (!archs.includes(p)) archs.push(p);
+  }
+  return { family, raw, archs, unknown, error: null };
+}
 
 /**
  * `name` is the path without its leading slash (an alias, or a fingerprint in any case).

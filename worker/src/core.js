@@ -1,6 +1,8 @@
 /**
  * The one place the worker touches the wasm core (`pkg/`, built from src/wasm.rs by
- * `wasm-pack build --target web`). API: www/README-api.md.
+ * `wasm-pack build --target web`). API: www/README-api.md. Besides inspections, the core is the
+ * one definition of the verdict target that gates uploads (`referenceTarget`) and of LXD's
+ * architecture names (`canonicalArchitecture`, `personalities`): the worker copies neither.
  *
  * The module is instantiated once per isolate, lazily, from the compiled `WebAssembly.Module`
  * that the `.wasm` import gives (Workers cannot compile wasm from bytes at run time); each
@@ -10,8 +12,9 @@
  * shadow stack and heap inconsistent. wasm-bindgen's glue keeps its instance in module state and
  * offers no way to swap it, so the adapter marks the core poisoned: that request gets a 500, and
  * later inspections in the same isolate get a 503 ("retry") until the runtime replaces the
- * isolate. Everything that does not inspect (URL-import answers, bytes, simplestreams, listing)
- * keeps working.
+ * isolate. Everything that does not inspect keeps working: bytes, simplestreams and listings
+ * never touch the core, and URL-import answers only use its table lookups, which hold no state an
+ * inspection could have left half-done (if one of them trapped too, it would be a 500).
  */
 import wasmModule from "../../pkg/lxdimg_bg.wasm";
 import * as glue from "../../pkg/lxdimg.js";
@@ -22,13 +25,18 @@ export const COALESCE = 1 << 19;
 let api = null;
 let poisoned = false;
 
-function load() {
-  if (poisoned) throw new CoreError("the inspection core crashed earlier in this isolate; retry the upload", 503);
+function instance() {
   if (!api) {
     glue.initSync({ module: wasmModule });
     api = glue;
   }
   return api;
+}
+
+/** The core for an inspection: refused once an inspection trapped in this isolate. */
+function load() {
+  if (poisoned) throw new CoreError("the inspection core crashed earlier in this isolate; retry the upload", 503);
+  return instance();
 }
 
 /** An error of the core itself (a bug, or a trap), as opposed to a problem with the image. */
@@ -113,12 +121,12 @@ export class Inspection {
     guard(() => this.inner.startRootfs());
   }
 
-  /** Whether the lxd-5.0 verdict is known from the bytes handed to the core so far. */
+  /** Whether the reference target's verdict is known from the bytes handed to the core so far. */
   get verdictKnown() {
     return guard(() => this.inner.verdictKnown);
   }
 
-  /** `{accepted, error}` once known, else undefined. */
+  /** The reference target's `Verdict` once known (its `accepted` and `error` are final), else undefined. */
   get verdict() {
     return guard(() => this.inner.verdict);
   }
@@ -154,6 +162,24 @@ export class Inspection {
     }
     this.pending = null;
   }
+}
+
+/** The key of the target whose verdict gates uploads (`"lxd-5.0"`): `report.verdicts[referenceTarget()]`. */
+export function referenceTarget() {
+  return guard(() => instance().referenceTarget());
+}
+
+/**
+ * The canonical architecture for a name, an alias any LXD or Incus version knows, or a numeric ID
+ * (LXD ≤ 4.2), in any case, blanks around it ignored; null if it names none.
+ */
+export function canonicalArchitecture(token) {
+  return guard(() => instance().canonicalArchitecture(String(token))) ?? null;
+}
+
+/** What a host of this canonical architecture can run, itself first (`x86_64` → `x86_64, i686`); [] if unknown. */
+export function personalities(arch) {
+  return guard(() => instance().personalities(String(arch)));
 }
 
 /** The core's version (Cargo.toml), for /api/version. */

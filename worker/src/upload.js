@@ -8,12 +8,13 @@
  *
  * The bytes go through the core and into R2 at the same time (the request body is never held
  * whole; the metadata part of a split upload is kept until the rootfs part says which type it
- * is, up to METADATA_BUFFER bytes). The D1 rows are written only once the core's lxd-5.0 verdict
- * accepts the image; any other ending — rejection (422 + Report), a client that goes away, a body
- * over MAX_UPLOAD_BYTES (413), a malformed multipart body (400), a storage failure — removes what
- * was put in R2.
+ * is, up to METADATA_BUFFER bytes). The D1 rows are written only once the core's verdict for the
+ * reference target (`referenceTarget()`, LXD 5.0) accepts the image; any other ending — rejection
+ * or a verdict lxdimg cannot give (422 + Report), a client that goes away, a body over
+ * MAX_UPLOAD_BYTES (413), a malformed multipart body (400), a storage failure — removes what was
+ * put in R2.
  */
-import { Inspection, CoreError } from "./core.js";
+import { Inspection, CoreError, referenceTarget } from "./core.js";
 import { R2Sink } from "./r2sink.js";
 import { readLarge } from "./bodyread.js";
 import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
@@ -164,14 +165,15 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     await cleanup();
     throw e;
   }
-  const verdict = report.verdicts?.["lxd-5.0"];
-  if (!verdict?.accepted) {
+  const verdict = report.verdicts?.[referenceTarget()];
+  const outcome = uploadVerdict(verdict);
+  if (outcome !== "accepted") {
     await cleanup();
     if (rejectedEarly) {
       await mp?.cancel();
       request.body?.cancel?.().catch?.(() => {});
     }
-    return json(422, report, { "x-lxdimg-verdict": "rejected" });
+    return json(422, report, { "x-lxdimg-verdict": outcome });
   }
   if (dryRun) return json(200, report, { "x-lxdimg-verdict": "accepted" });
 
@@ -223,15 +225,31 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
 }
 
 /**
- * The verdict is already known to be a rejection: stop reading (LXD would stop there too). Once
- * the verdict is known to be an acceptance it is not asked again.
+ * What the reference target's `Verdict` means for an upload: `"accepted"` (stored), `"rejected"`
+ * (the target refuses it; `error` has its words) or `"not-judged"` (`accepted: null`: lxdimg
+ * cannot tell, `reason` says why). Only an acceptance is stored; the other two answer 422.
+ */
+export function uploadVerdict(verdict) {
+  if (verdict?.accepted === true) return "accepted";
+  if (verdict?.accepted === false) return "rejected";
+  return "not-judged";
+}
+
+/**
+ * The verdict is already known and is not an acceptance: stop reading (LXD would stop there too;
+ * an image lxdimg cannot judge is not stored either). Once the verdict is known to be an
+ * acceptance it is not asked again.
  */
 function earlyReject(inspection) {
   if (inspection.settledAccepted) return false;
   if (!inspection.verdictKnown) return false;
   const v = inspection.verdict;
-  if (v?.accepted) inspection.settledAccepted = true;
-  return v !== undefined && !v.accepted;
+  if (v === undefined) return false;
+  if (uploadVerdict(v) === "accepted") {
+    inspection.settledAccepted = true;
+    return false;
+  }
+  return true;
 }
 
 /**

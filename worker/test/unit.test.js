@@ -1,47 +1,58 @@
-// Pure-JS parts of the worker, run in Node: architecture table and header parsing, Range parsing,
-// the streaming multipart reader at every chunking, simplestreams version names.
+// The worker's parts that need no workerd, run in Node: architecture header parsing (through the
+// real wasm core, ../../pkg, as src/core.js loads it), the upload gate, Range parsing, the
+// streaming multipart reader at every chunking, simplestreams version names.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { register } from "node:module";
 import path from "node:path";
-import { ARCHITECTURES, PERSONALITIES, canonicalArchitecture, clientArchitectures } from "../src/arch.js";
-import { parseRange } from "../src/serve.js";
-import { MultipartReader, multipartBoundary } from "../src/multipart.js";
-import { versionName, rootFtype } from "../src/streams.js";
 import { ROOT, multipart } from "./harness.js";
 
-test("architecture table mirrors src/arch.rs (ids, names, aliases, personalities)", () => {
-  const rs = readFileSync(path.join(ROOT, "src/arch.rs"), "utf8");
-  const table = rs.slice(rs.indexOf("const TABLE"), rs.indexOf("];", rs.indexOf("const TABLE")));
-  const entries = [...table.matchAll(/\(\s*(\d+),\s*"([^"]+)",\s*&\[([^\]]*)\]/g)].map((m) => [
-    Number(m[1]),
-    m[2],
-    [...m[3].matchAll(/"([^"]+)"/g)].map((a) => a[1]),
-  ]);
-  assert.equal(entries.length, 15);
-  for (const [id, name, aliases] of entries) {
-    const js = ARCHITECTURES.find((a) => a[0] === id);
-    assert.ok(js, `id ${id}`);
-    assert.equal(js[1], name);
-    for (const a of aliases) assert.ok(js[2].includes(a), `${name} alias ${a}`);
-  }
-  const pers = rs.slice(rs.indexOf("pub fn personalities"));
-  for (const m of pers.matchAll(/"([a-z0-9_]+)" => &\[([^\]]*)\]/g)) {
-    assert.deepEqual(PERSONALITIES[m[1]], [...m[2].matchAll(/"([^"]+)"/g)].map((a) => a[1]), m[1]);
-  }
+if (!existsSync(path.join(ROOT, "pkg/lxdimg_bg.wasm"))) throw new Error("pkg/ is missing: run `make worker-pkg` (wasm-pack build --target web)");
+// src/core.js imports the .wasm as a compiled module (wrangler's way): teach Node the same, then
+// import the worker's modules.
+register("./wasm-hooks.mjs", import.meta.url);
+const { canonicalArchitecture, personalities, referenceTarget } = await import("../src/core.js");
+const { clientArchitectures } = await import("../src/answer.js");
+const { uploadVerdict } = await import("../src/upload.js");
+const { parseRange } = await import("../src/serve.js");
+const { MultipartReader, multipartBoundary } = await import("../src/multipart.js");
+const { versionName, rootFtype } = await import("../src/streams.js");
+
+test("canonical architecture (the core's): names, aliases of any version, numeric ids, casing", () => {
+  const cases = {
+    x86_64: "x86_64",
+    amd64: "x86_64",
+    AMD64: "x86_64",
+    " arm64 ": "aarch64",
+    "\tI386\n": "i686",
+    2: "x86_64",
+    "002": "x86_64",
+    4: "aarch64",
+    15: "loongarch64",
+    loong64: "loongarch64",
+    amd64v3: "x86_64",
+    x86_64_v3: "x86_64",
+    mipsle: "mips",
+    mips64le: "mips64",
+    armhf: "armv7l",
+    ppc64el: "ppc64le",
+    0: null,
+    16: null,
+    1000: null,
+    "": null,
+    sparc: null,
+    "x86_64 i686": null,
+  };
+  for (const [token, want] of Object.entries(cases)) assert.equal(canonicalArchitecture(token), want, JSON.stringify(token));
 });
 
-test("canonical architecture: names, aliases, numeric ids, casing", () => {
-  assert.equal(canonicalArchitecture("x86_64"), "x86_64");
-  assert.equal(canonicalArchitecture("amd64"), "x86_64");
-  assert.equal(canonicalArchitecture("AMD64"), "x86_64");
-  assert.equal(canonicalArchitecture(" arm64 "), "aarch64");
-  assert.equal(canonicalArchitecture("2"), "x86_64");
-  assert.equal(canonicalArchitecture("4"), "aarch64");
-  assert.equal(canonicalArchitecture("0"), null);
-  assert.equal(canonicalArchitecture("16"), null);
-  assert.equal(canonicalArchitecture("sparc"), null);
-  assert.equal(canonicalArchitecture("loong64"), "loongarch64");
+test("personalities (the core's)", () => {
+  assert.deepEqual(personalities("x86_64"), ["x86_64", "i686"]);
+  assert.deepEqual(personalities("aarch64"), ["aarch64", "armv7l", "armv6l"]);
+  assert.deepEqual(personalities("s390x"), ["s390x"]);
+  assert.deepEqual(personalities("amd64"), []); // canonical names only
+  assert.deepEqual(personalities("sparc"), []);
 });
 
 test("client architectures from headers", () => {
@@ -51,15 +62,30 @@ test("client architectures from headers", () => {
   assert.deepEqual(clientArchitectures(h({ "LXD-SERVER-ARCHITECTURES": "2, 1" })).archs, ["x86_64", "i686"]);
   assert.deepEqual(clientArchitectures(h({ "incus-server-architectures": "aarch64,armv7l" })).archs, ["aarch64", "armv7l", "armv6l"]);
   assert.equal(clientArchitectures(h({ "incus-server-architectures": "aarch64" })).family, "Incus");
+  // LXD's header wins when both are present.
+  assert.equal(clientArchitectures(h({ "incus-server-architectures": "aarch64", "lxd-server-architectures": "x86_64" })).family, "LXD");
   // Personalities follow what the client listed, in its order.
   assert.deepEqual(clientArchitectures(h({ "lxd-server-architectures": "amd64" })).archs, ["x86_64", "i686"]);
+  assert.deepEqual(clientArchitectures(h({ "lxd-server-architectures": "i686 x86_64" })).archs, ["i686", "x86_64"]);
+  assert.deepEqual(clientArchitectures(h({ "lxd-server-architectures": "amd64, x86_64, 2" })).archs, ["x86_64", "i686"]);
   const bad = clientArchitectures(h({ "lxd-server-architectures": "sparc, vax" }));
-  assert.match(bad.error, /names no known architecture/);
+  assert.match(bad.error, /^LXD-Server-Architectures header names no known architecture: "sparc, vax"$/);
+  assert.deepEqual(bad.unknown, ["sparc", "vax"]);
   assert.match(clientArchitectures(h({ "lxd-server-architectures": " , " })).error, /is empty/);
-  assert.match(clientArchitectures(h({ "lxd-server-architectures": "x".repeat(2000) })).error, /too long/);
+  assert.match(clientArchitectures(h({ "incus-server-architectures": "" })).error, /^Incus-Server-Architectures header is empty$/);
+  assert.match(clientArchitectures(h({ "lxd-server-architectures": "x".repeat(2000) })).error, /too long \(2000 bytes\)/);
   const mixed = clientArchitectures(h({ "lxd-server-architectures": "sparc, x86_64" }));
   assert.equal(mixed.error, null);
   assert.deepEqual(mixed.unknown, ["sparc"]);
+});
+
+test("uploads are stored only when the reference target accepts", () => {
+  assert.equal(referenceTarget(), "lxd-5.0");
+  assert.equal(uploadVerdict({ accepted: true, error: null }), "accepted");
+  assert.equal(uploadVerdict({ accepted: false, error: "Unsupported compression" }), "rejected");
+  // lxdimg cannot judge: not stored either (422, the Report's `reason` says why).
+  assert.equal(uploadVerdict({ accepted: null, error: null, reason: "lxdimg does not decode lz4 tarballs" }), "not-judged");
+  assert.equal(uploadVerdict(undefined), "not-judged");
 });
 
 test("Range parsing", () => {
