@@ -7,8 +7,8 @@ LXDIMG := target/release/lxdimg
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
 # for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
-# (llvm-ar) compile libzstd for the wasm32 build.
-APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm
+# (llvm-ar) compile libzstd for the wasm32 build; libarchive-tools (bsdtar) writes sparse members.
+APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm libarchive-tools
 include mk/common.mk
 
 setup: rust-wasm-target
