@@ -25,12 +25,17 @@ wasm-check:
 unit:
 	$(CARGO) test --locked
 
+# The real daemons the verdicts are checked against: LXD 5.0.2 (Debian 12) and Incus 6.0.4
+# (bookworm-backports), side by side.
 lxd-setup:
 	bash scripts/lxd-setup.sh
+	bash scripts/incus-setup.sh
 
 lxd-diff: build lxd-setup
 	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py
+	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py --daemon incus
 	LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py
+	LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py --daemon incus
 
 # www/www.mk and worker/worker.mk add their own targets to EXTRA_TESTS / EXTRA_BENCH.
 EXTRA_TESTS :=

@@ -57,8 +57,18 @@ from lxd_differential import (  # noqa: E402
     _corrupt_member_checksum,
 )
 from lxd_differential import open_sources, run_lxdimg as inspect_json  # noqa: E402
+import lxd_differential as ld  # noqa: E402  (the daemon chosen with --daemon: ld.SOCKET, ld.TARGET, …)
 
 POOL_DIR = Path(os.environ.get("LXD_POOL_DIR", "/var/lib/lxd/storage-pools/default"))
+VAR_DIR = Path("/var/lib/lxd")
+
+
+def use_daemon(name: str):
+    global POOL_DIR, VAR_DIR
+    ld.use_daemon(name)
+    if name == "incus":
+        VAR_DIR = Path("/var/lib/incus")
+        POOL_DIR = VAR_DIR / "storage-pools/default"
 DEFAULT_OUT = Path(__file__).resolve().parent / "lxd_creatable_expected.jsonl"
 
 # ---------------------------------------------------------------------------
@@ -471,9 +481,9 @@ def delete_instance(lxd: LXD, name: str) -> list[str]:
 def remove_files(name: str, fp: Optional[str]) -> list[str]:
     removed = []
     cands = [POOL_DIR / "containers" / name, POOL_DIR / "virtual-machines" / name,
-             Path("/var/lib/lxd/containers") / name, Path("/var/lib/lxd/virtual-machines") / name]
+             VAR_DIR / "containers" / name, VAR_DIR / "virtual-machines" / name]
     if fp:
-        cands += [POOL_DIR / "images" / fp, IMAGES_DIR / fp, IMAGES_DIR / f"{fp}.rootfs"]
+        cands += [POOL_DIR / "images" / fp, ld.IMAGES_DIR / fp, ld.IMAGES_DIR / f"{fp}.rootfs"]
     for p in cands:
         if p.is_symlink() or p.is_file():
             p.unlink()
@@ -490,10 +500,11 @@ def run_lxd(lxd: LXD, case: Case, main: Path, rootfs: Optional[Path], part: Opti
     pre = delete_instance(lxd, name) + remove_orphans(lxd, local_fp) + remove_files(name, local_fp)
     if rootfs is None:
         body = main.read_bytes()
-        headers = {"Content-Type": "application/octet-stream", "X-LXD-filename": main.name, "X-LXD-public": "false"}
+        headers = {"Content-Type": "application/octet-stream", f"{ld.HEADER}-filename": main.name,
+                   f"{ld.HEADER}-public": "false"}
     else:
         body, ctype = multipart([("metadata", main), (part, rootfs)])
-        headers = {"Content-Type": ctype, "X-LXD-public": "false"}
+        headers = {"Content-Type": ctype, f"{ld.HEADER}-public": "false"}
     imp = lxd.post_image(body, headers)
     res = {"import_ok": bool(imp.get("accepted")), "import_error": imp.get("error"), "fingerprint": imp.get("fingerprint"),
            "type": None, "architecture": None, "init_ok": None, "init_error": None, "instance": name}
@@ -551,7 +562,7 @@ def run_lxdimg(exe: Path, main: Path, rootfs: Optional[Path], extra: tuple = ())
     out = inspect_json(exe, main, rootfs, extra)
     if "fatal" in out:
         return out
-    v = out.pop("report")["verdicts"]["lxd-5.0"]
+    v = out.pop("report")["verdicts"][ld.TARGET]
     out = {"exit": out["exit"], "accepted": out["accepted"]}
     if "creatable" not in v:
         out["missing"] = True
@@ -566,7 +577,7 @@ def compare(case: Case, res: dict, li: dict) -> list[str]:
         return [f"lxdimg failed: {li['fatal']}"]
     mism = []
     if li.get("accepted") is not True:
-        mism.append(f"lxdimg says lxd-5.0 would not import (accepted={li.get('accepted')})")
+        mism.append(f"lxdimg says {ld.TARGET} would not import (accepted={li.get('accepted')})")
     lok, iok = res.get("init_ok"), li.get("ok")
     if case.vm and classify(res.get("init_error")) == "vm-unsupported":
         return mism  # this LXD cannot create VMs at all: nothing to compare (printed as VM-UNTESTED)
@@ -605,6 +616,8 @@ def one_line(s: Optional[str], n: int) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--daemon", choices=sorted(ld.DAEMONS), default="lxd",
+                    help="the daemon to compare with (its lxdimg target: lxd-5.0 or incus-6.0)")
     ap.add_argument("--lxd-only", action="store_true",
                     help=f"only run LXD; write its results to --out (default {DEFAULT_OUT.name})")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="JSONL file written by --lxd-only")
@@ -613,6 +626,7 @@ def main() -> int:
     ap.add_argument("-k", dest="patterns", action="append", default=[], metavar="PATTERN")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
+    use_daemon(args.daemon)
 
     chosen = select(cases(), args.patterns)
     if args.list:

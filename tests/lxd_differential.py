@@ -496,6 +496,25 @@ def cases() -> list[Case]:
     add("tar_first_member_QFI", "plain tar, first member 'QFI' (ustar rule wins)", lambda w: first("QFI"), ".tar", OK())
     add("tar_first_member_1", "plain tar, first member '1' (valid JSON number, harmless)", lambda w: first("1"), ".tar", OK())
 
+    # ---- issue 8: dates the database cannot read back (facts §2.5, §8.1) ----
+    for label, extra in [("creation_9999", "creation_date: 253402300799\n"),
+                         ("creation_10000", "creation_date: 253402300800\n"),
+                         ("creation_int64_max", "creation_date: 9223372036854775807\n"),
+                         ("expiry_10000", "expiry_date: 253402300800\n")]:
+        add_yaml(f"date_{label}", label.replace("_", " "), meta(extra=extra), expect=None)
+    # ---- issue 8: junk after a complete compressed stream (a bad download, a concatenation) ----
+    junk = det_bytes(4096, seed=9)
+    add("junk_after_xz", "valid .tar.xz + 4 KiB junk", lambda w: xz(tar(std(BASE))) + junk, ".tar.xz", OK())
+    add("junk_after_gzip", "valid .tar.gz + 4 KiB junk", lambda w: gz(tar(std(BASE))) + junk, ".tar.gz", OK())
+    add("junk_after_zstd", "valid .tar.zst + 4 KiB junk", lambda w: zst(tar(std(BASE))) + junk, ".tar.zst", OK(),
+        needs="zstd")
+    add("junk_after_bzip2", "valid .tar.bz2 + 4 KiB junk", lambda w: bz(tar(std(BASE))) + junk, ".tar.bz2", OK())
+    add("junk_after_lzma", "valid .tar.lzma + 4 KiB junk", lambda w: lzma_alone(tar(std(BASE))) + junk, ".tar.lzma",
+        OK())
+    # ---- issue 8: architecture names the Debian builds differ on (facts §8.1) ----
+    for a in ("loong64", "amd64v3", "x86_64_v3"):
+        add_yaml(f"arch_{a}", f"architecture: {a}", meta(a), expect=None)
+
     # ---- trailing junk / truncation / corrupt headers ----
     add("gzip_trailing_junk", "valid .tar.gz + 140 bytes junk", lambda w: gz(tar(std(BASE))) + b"junk" * 35, expect=OK())
     add("gzip_truncated_after_needed", "tar.gz with a 256 KiB random file at the end, cut in half",
@@ -763,9 +782,23 @@ def multipart(parts: list[tuple[str, Path]]):
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
+def sql_delete_image(fp: str) -> bool:
+    """Removes an image row the daemon cannot read back (a date past year 9999, facts §2.5): only
+    its SQL shell can. True if a row was deleted."""
+    cmd = (["lxd", "sql", "global"] if TARGET.startswith("lxd") else ["incus", "admin", "sql", "global"])
+    q = f"DELETE FROM images WHERE fingerprint = '{fp}'"
+    try:
+        cp = subprocess.run(cmd + [q], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"Rows affected: 1" in cp.stdout
+
+
 def remove_orphans(lxd: LXD, fp: str) -> list[str]:
     """Remove image files for fp that LXD does not know about (left by `Invalid instance type`)."""
     removed = []
+    if fp and sql_delete_image(fp):
+        removed.append(f"poisoned-row:{fp}")
     if lxd.image(fp) is not None:
         lxd.delete_image(fp)
         removed.append(f"db:{fp}")
