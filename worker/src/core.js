@@ -164,9 +164,14 @@ export class Inspection {
   }
 }
 
-/** The key of the target whose verdict gates uploads (`"lxd-5.0"`): `report.verdicts[referenceTarget()]`. */
+/** The key of the core's reference target (`"lxd-5.0"`), the default gate of uploads. */
 export function referenceTarget() {
   return guard(() => instance().referenceTarget());
+}
+
+/** The verdict targets, `[{key, label}]`, in the Report's order (the one list, src/verdict.rs). */
+export function targets() {
+  return guard(() => instance().targets());
 }
 
 /**

@@ -14,7 +14,7 @@
  * MAX_UPLOAD_BYTES (413), a malformed multipart body (400), a storage failure — removes what was
  * put in R2.
  */
-import { Inspection, CoreError, referenceTarget } from "./core.js";
+import { Inspection, CoreError, referenceTarget, targets } from "./core.js";
 import { R2Sink } from "./r2sink.js";
 import { readLarge } from "./bodyread.js";
 import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
@@ -55,8 +55,25 @@ function wrapRead(e) {
  * Handles one upload. `dryRun`: inspect only (`POST /api/inspect`), nothing is stored.
  * Returns a Response; throws HttpError for the router to render.
  */
+/**
+ * The target whose verdict gates uploads: the `VERDICT_TARGET` var (a key of `targets()`, e.g.
+ * `incus-6.0` for a server that feeds Incus hosts), else the core's reference target (`lxd-5.0`).
+ */
+export function gateTarget(env) {
+  const key = String(env.VERDICT_TARGET ?? "").trim();
+  if (!key) return referenceTarget();
+  const keys = targets().map((t) => t.key);
+  if (!keys.includes(key)) {
+    throw new HttpError(500, `VERDICT_TARGET ${JSON.stringify(key)} is not a verdict target; use one of ${keys.join(", ")}`);
+  }
+  return key;
+}
+
 export async function handleUpload(request, env, { dryRun = false } = {}) {
   await requireToken(request, env);
+  const gate = gateTarget(env);
+  // The core's early verdict is the reference target's: stop reading early only when that gates.
+  const early = gate === referenceTarget();
   const url = new URL(request.url);
   const aliases = [...new Set(url.searchParams.getAll("alias"))];
   for (const a of aliases) validateAlias(a);
@@ -100,7 +117,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
         count(chunk.byteLength);
         const fed = inspection.push(chunk);
         if (sink) await sink.write(chunk);
-        if (fed && earlyReject(inspection)) {
+        if (fed && early && earlyReject(inspection)) {
           rejectedEarly = true;
           break;
         }
@@ -142,7 +159,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
         for await (const chunk of root.body()) {
           const fed = inspection.push(chunk);
           if (rootSink) await rootSink.write(chunk);
-          if (fed && earlyReject(inspection)) {
+          if (fed && early && earlyReject(inspection)) {
             rejectedEarly = true;
             break;
           }
@@ -165,7 +182,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     await cleanup();
     throw e;
   }
-  const verdict = report.verdicts?.[referenceTarget()];
+  const verdict = report.verdicts?.[gate];
   const outcome = uploadVerdict(verdict);
   if (outcome !== "accepted") {
     await cleanup();
@@ -177,7 +194,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   }
   if (dryRun) return json(200, report, { "x-lxdimg-verdict": "accepted" });
 
-  if (!report.fingerprint || !report.architecture || !report.type) {
+  // The architecture as the gating target stores it (the Report's top-level one is lxd-5.0's).
+  const architecture = verdict.architecture ?? report.architecture;
+  if (!report.fingerprint || !architecture || !report.type) {
     await cleanup();
     throw new HttpError(500, "The core accepted the image but reported no fingerprint, architecture or type");
   }
@@ -190,7 +209,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     upload_id: uploadId,
     format: report.format,
     type: report.type,
-    architecture: report.architecture,
+    architecture,
     size: report.files.reduce((a, f) => a + f.size, 0),
     creation_date: report.metadata?.creation_date ?? 0,
     expiry_date: report.metadata?.expiry_date ?? 0,

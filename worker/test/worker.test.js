@@ -277,6 +277,28 @@ describe("upload", () => {
     assert.equal(await w.rows("images"), rows);
   });
 
+  it("gates uploads on VERDICT_TARGET (a loong64 image: LXD 5.0 refuses it, Incus 6.0 stores it)", async () => {
+    let r = await w.fetch("/api/images?alias=loong-default", { method: "POST", body: img("unified-loong64.tar.gz"), headers: auth });
+    assert.equal(r.status, 422);
+    assert.equal(r.headers.get("x-lxdimg-verdict"), "rejected");
+    const incus = await start({ VERDICT_TARGET: "incus-6.0" });
+    try {
+      r = await incus.fetch("/api/images?alias=loong", { method: "POST", body: img("unified-loong64.tar.gz"), headers: auth });
+      assert.ok(r.status === 200 || r.status === 201, `status ${r.status}: ${await r.text()}`);
+      assert.equal(await incus.rows("images"), 1);
+      const bad = await start({ VERDICT_TARGET: "lxd-9" });
+      try {
+        r = await bad.fetch("/api/images", { method: "POST", body: img("unified-amd64.tar.xz"), headers: auth });
+        assert.equal(r.status, 500);
+        assert.match(await r.text(), /VERDICT_TARGET "lxd-9" is not a verdict target/);
+      } finally {
+        await bad.close();
+      }
+    } finally {
+      await incus.close();
+    }
+  });
+
   it("refuses uploads over the size limit (declared or streamed), storing nothing", async () => {
     const small = await start({ MAX_UPLOAD_BYTES: "10000" });
     try {
