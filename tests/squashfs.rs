@@ -180,8 +180,17 @@ fn squashfs_against_unsquashfs() {
             "{label}: {:?}",
             r.verdicts.get("lxd-5.0").unwrap().creatable
         );
-        // (b) corrupted metadata: agree with unsquashfs, case by case.
+        // Many more mutations, without unsquashfs: lxdimg must not panic or loop.
         let (start, end) = lxdimg::rootfs::squashfs_tables_range(&data).unwrap();
+        for _ in 0..40 {
+            let mut bad = data.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let p = if rnd() % 8 == 0 { rnd() % 96 } else { start + rnd() % (end - start) };
+                bad[p as usize] ^= (1 + rnd() % 255) as u8;
+            }
+            inspect(&[&meta, &bad]);
+        }
+        // (b) corrupted metadata: agree with unsquashfs, case by case.
         let dir_start = u64::from_le_bytes(data[72..80].try_into().unwrap());
         for k in 0..8 {
             let mut bad = data.clone();

@@ -149,6 +149,9 @@ impl<'a> Fs<'a> {
                 .map_err(|e| format!("{what}: {e}"))?;
             table.extend_from_slice(&b.data);
         }
+        // A last block read with `expected` 0 (a table of whole blocks) may come out short;
+        // unsquashfs then reads whatever its buffer held: zeros here.
+        table.resize(table.len().max(bytes as usize), 0);
         let first = if indexes > 0 { le64(index, 0) } else { at };
         Ok((table, first))
     }
