@@ -72,8 +72,7 @@ pub(crate) fn report(i: Inputs<'_>) -> Report {
     if let Some(m) = &md {
         findings::metadata_findings(m, i.opts.now, &mut out);
     }
-    let os_release =
-        findings::os_release_of(image.rootfs_file().unwrap_or(first).collected);
+    let os_release = findings::os_release_of(image.rootfs_file().unwrap_or(first).collected);
     if let (Some(os), Some(m)) = (&os_release, &md) {
         findings::os_release_findings(os, m, &mut out);
     }

@@ -204,4 +204,3 @@ pub fn creatable(
     }
     unpack.clone()
 }
-

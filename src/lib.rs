@@ -25,9 +25,9 @@ pub mod limits;
 pub mod report;
 pub mod rootfs;
 pub mod tar;
-pub mod verdict;
 #[cfg(test)]
 mod tsgen;
+pub mod verdict;
 pub mod view;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

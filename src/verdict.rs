@@ -361,7 +361,12 @@ fn evaluate_import(
     {
         let fp = fingerprint.unwrap_or("<fingerprint>");
         return (
-            verdict(Some(format!("Fetch image \"{fp}\": Failed to fetch images: Failed to fetch images: {e}").into())),
+            verdict(Some(
+                format!(
+                    "Fetch image \"{fp}\": Failed to fetch images: Failed to fetch images: {e}"
+                )
+                .into(),
+            )),
             Some(md),
         );
     }
@@ -431,7 +436,9 @@ mod tests {
         );
         assert_eq!(unreadable_date(-62_135_596_801), None); // 0000-12-31, accepted
         assert_eq!(unreadable_date(-62_167_219_200), None); // 0000-01-01
-        assert!(unreadable_date(-62_167_219_201).unwrap().contains(r#"as "2006""#));
+        assert!(unreadable_date(-62_167_219_201)
+            .unwrap()
+            .contains(r#"as "2006""#));
         // Measured on Incus 6.0.4 with creation_date: 9223372036854775807.
         assert_eq!(
             unreadable_date(i64::MAX).unwrap(),

@@ -145,11 +145,14 @@ impl<'a> ImageView<'a> {
     /// virtual machine); for a unified one, what LXD took from its entries (`None` if neither).
     pub fn image_type(&self) -> Option<ImageType> {
         match self.rootfs_file() {
-            Some(r) => Some(self.split_type.unwrap_or(if r.format == Some(Format::Qcow2) {
-                ImageType::VirtualMachine
-            } else {
-                ImageType::Container
-            })),
+            Some(r) => Some(
+                self.split_type
+                    .unwrap_or(if r.format == Some(Format::Qcow2) {
+                        ImageType::VirtualMachine
+                    } else {
+                        ImageType::Container
+                    }),
+            ),
             None => self.first().collected.root,
         }
     }

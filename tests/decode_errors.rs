@@ -72,7 +72,11 @@ fn junk_after_the_stream_never_hides_what_was_decoded() {
                     let tar = r.tar.as_ref().unwrap();
                     assert_eq!(tar.entries, 4, "{name} {size}: every entry walked");
                     // bzip2 only warns about trailing garbage; the others fail the unpack.
-                    let want = if name == "bzip2" { None } else { Some(CreatableCode::TrailingData) };
+                    let want = if name == "bzip2" {
+                        None
+                    } else {
+                        Some(CreatableCode::TrailingData)
+                    };
                     assert_eq!(v.creatable.code, want, "{name} {size} + {junk_len}: {v:?}");
                     cases += 1;
                 }
@@ -130,7 +134,13 @@ fn a_corrupt_byte_is_judged_on_what_the_decompressor_wrote_before_it() {
             for b in [16_384usize, 32_768, 65_536] {
                 at.extend([b - 3, b - 1, b, b + 1, b + 5]);
             }
-            at.extend([700, 1_500, 2_100, clean.len() / 2, clean.len().saturating_sub(30)]);
+            at.extend([
+                700,
+                1_500,
+                2_100,
+                clean.len() / 2,
+                clean.len().saturating_sub(30),
+            ]);
             for p in at {
                 if p + 16 >= clean.len() {
                     continue;

@@ -273,7 +273,9 @@ fn verdicts_of_key_fixtures() {
     );
     assert_eq!(err("bad-symlink-metadata").as_deref(), Some("EOF"));
     assert_eq!(
-        r("bad-symlink-metadata").verdicts["lxd-5.21"].error.as_deref(),
+        r("bad-symlink-metadata").verdicts["lxd-5.21"]
+            .error
+            .as_deref(),
         Some("Cannot read non-regular file \"metadata.yaml\"")
     );
     assert_eq!(
@@ -340,13 +342,31 @@ fn creatable_verdicts() {
     ] {
         assert_eq!(c(ok).ok, Some(true), "{ok}: {:?}", c(ok));
     }
-    assert_eq!(c("bad-truncated-gzip").code, Some(lxdimg::CreatableCode::DecodeError));
-    assert_eq!(c("bad-gzip-crc").code, Some(lxdimg::CreatableCode::DecodeError));
-    assert_eq!(c("bad-trailing-junk").code, Some(lxdimg::CreatableCode::TrailingData));
-    assert_eq!(c("bad-truncated-tar").code, Some(lxdimg::CreatableCode::TarError));
-    assert_eq!(c("bad-text").code, Some(lxdimg::CreatableCode::ImportRejected));
+    assert_eq!(
+        c("bad-truncated-gzip").code,
+        Some(lxdimg::CreatableCode::DecodeError)
+    );
+    assert_eq!(
+        c("bad-gzip-crc").code,
+        Some(lxdimg::CreatableCode::DecodeError)
+    );
+    assert_eq!(
+        c("bad-trailing-junk").code,
+        Some(lxdimg::CreatableCode::TrailingData)
+    );
+    assert_eq!(
+        c("bad-truncated-tar").code,
+        Some(lxdimg::CreatableCode::TarError)
+    );
+    assert_eq!(
+        c("bad-text").code,
+        Some(lxdimg::CreatableCode::ImportRejected)
+    );
     assert_eq!(c("split-qcow2").ok, None);
-    assert_eq!(c("split-qcow2").code, Some(lxdimg::CreatableCode::VirtualMachine));
+    assert_eq!(
+        c("split-qcow2").code,
+        Some(lxdimg::CreatableCode::VirtualMachine)
+    );
     // An arm64 image on an x86_64 host imports, but cannot become an instance.
     let arm = tar(
         &[
@@ -357,7 +377,10 @@ fn creatable_verdicts() {
     );
     let r = inspect(&[&arm]);
     assert!(r.verdicts["lxd-5.0"].is_accepted());
-    assert_eq!(r.verdicts["lxd-5.0"].creatable.code, Some(lxdimg::CreatableCode::Architecture));
+    assert_eq!(
+        r.verdicts["lxd-5.0"].creatable.code,
+        Some(lxdimg::CreatableCode::Architecture)
+    );
     let i686 = tar(
         &[
             Member::File("metadata.yaml", b"architecture: i386\ncreation_date: 1\n"),
@@ -365,5 +388,8 @@ fn creatable_verdicts() {
         ],
         TarFlavor::Gnu,
     );
-    assert_eq!(inspect(&[&i686]).verdicts["lxd-5.0"].creatable.ok, Some(true));
+    assert_eq!(
+        inspect(&[&i686]).verdicts["lxd-5.0"].creatable.ok,
+        Some(true)
+    );
 }

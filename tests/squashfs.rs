@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 /// The compressors `mksquashfs -help` lists.
 fn compressors() -> Vec<String> {
     let out = Command::new("mksquashfs").arg("-help").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let mut v = Vec::new();
     let mut inside = false;
     for line in text.lines() {
@@ -42,12 +43,15 @@ fn write(p: &Path, data: &[u8]) {
 /// (its listing spans several 8 KiB metadata blocks), some xattrs when the filesystem takes them.
 fn build_tree(root: &Path) {
     write(&root.join("usr/lib/os-release"), OS_RELEASE);
-    std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release").as_path())
-        .or_else(|_| {
-            std::fs::create_dir_all(root.join("etc"))?;
-            std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release"))
-        })
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "../usr/lib/os-release",
+        root.join("etc/os-release").as_path(),
+    )
+    .or_else(|_| {
+        std::fs::create_dir_all(root.join("etc"))?;
+        std::os::unix::fs::symlink("../usr/lib/os-release", root.join("etc/os-release"))
+    })
+    .unwrap();
     write(&root.join("etc/hostname"), b"debian\n");
     write(&root.join("etc/empty"), b"");
     let mut x: u32 = 7;
@@ -56,7 +60,11 @@ fn build_tree(root: &Path) {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            if i % 3 == 0 { (x % 26) as u8 + b'a' } else { b"the quick brown fox "[i % 20] }
+            if i % 3 == 0 {
+                (x % 26) as u8 + b'a'
+            } else {
+                b"the quick brown fox "[i % 20]
+            }
         })
         .collect();
     write(&root.join("usr/bin/big"), &big);
@@ -132,11 +140,23 @@ fn squashfs_against_unsquashfs() {
             variants.push((c.clone(), opts.iter().map(|s| s.to_string()).collect()));
         }
         let specific: &[&[&str]] = match c.as_str() {
-            "gzip" => &[&["-Xcompression-level", "1"], &["-Xwindow-size", "8", "-b", "4K"]],
-            "xz" => &[&["-Xbcj", "x86"], &["-Xbcj", "x86,arm,powerpc", "-Xdict-size", "50%"]],
+            "gzip" => &[
+                &["-Xcompression-level", "1"],
+                &["-Xwindow-size", "8", "-b", "4K"],
+            ],
+            "xz" => &[
+                &["-Xbcj", "x86"],
+                &["-Xbcj", "x86,arm,powerpc", "-Xdict-size", "50%"],
+            ],
             "lz4" => &[&["-Xhc"], &["-Xhc", "-b", "4K"]],
-            "lzo" => &[&["-Xalgorithm", "lzo1x_1"], &["-Xalgorithm", "lzo1x_999", "-Xcompression-level", "9"]],
-            "zstd" => &[&["-Xcompression-level", "1"], &["-Xcompression-level", "22", "-b", "1M"]],
+            "lzo" => &[
+                &["-Xalgorithm", "lzo1x_1"],
+                &["-Xalgorithm", "lzo1x_999", "-Xcompression-level", "9"],
+            ],
+            "zstd" => &[
+                &["-Xcompression-level", "1"],
+                &["-Xcompression-level", "22", "-b", "1M"],
+            ],
             _ => &[],
         };
         for opts in specific {
@@ -161,7 +181,17 @@ fn squashfs_against_unsquashfs() {
         let st = Command::new("mksquashfs")
             .arg(&root)
             .arg(&img)
-            .args(["-comp", comp, "-noappend", "-quiet", "-no-progress", "-mkfs-time", "1700000000", "-all-time", "1700000000"])
+            .args([
+                "-comp",
+                comp,
+                "-noappend",
+                "-quiet",
+                "-no-progress",
+                "-mkfs-time",
+                "1700000000",
+                "-all-time",
+                "1700000000",
+            ])
             .args(opts)
             .stdout(Stdio::null())
             .status()
@@ -185,7 +215,11 @@ fn squashfs_against_unsquashfs() {
         for _ in 0..40 {
             let mut bad = data.clone();
             for _ in 0..1 + rnd() % 4 {
-                let p = if rnd() % 8 == 0 { rnd() % 96 } else { start + rnd() % (end - start) };
+                let p = if rnd() % 8 == 0 {
+                    rnd() % 96
+                } else {
+                    start + rnd() % (end - start)
+                };
                 bad[p as usize] ^= (1 + rnd() % 255) as u8;
             }
             inspect(&[&meta, &bad]);
@@ -217,12 +251,20 @@ fn squashfs_against_unsquashfs() {
             } else if tool_ok {
                 false_alarms.push(format!("{label} byte {at}: {}", ours.unwrap()));
                 if let Some(d) = std::env::var_os("LXDIMG_KEEP") {
-                    std::fs::copy(&bad_path, Path::new(&d).join(format!("fa-{}.sqfs", false_alarms.len()))).ok();
+                    std::fs::copy(
+                        &bad_path,
+                        Path::new(&d).join(format!("fa-{}.sqfs", false_alarms.len())),
+                    )
+                    .ok();
                 }
             } else {
                 missed.push(format!("{label} byte {at}"));
                 if let Some(d) = std::env::var_os("LXDIMG_KEEP") {
-                    std::fs::copy(&bad_path, Path::new(&d).join(format!("miss-{}.sqfs", missed.len()))).ok();
+                    std::fs::copy(
+                        &bad_path,
+                        Path::new(&d).join(format!("miss-{}.sqfs", missed.len())),
+                    )
+                    .ok();
                 }
             }
         }
@@ -241,7 +283,10 @@ fn squashfs_against_unsquashfs() {
     for m in &missed {
         println!("  missed: {m}");
     }
-    assert!(false_alarms.is_empty(), "lxdimg reports squashfs-invalid where unsquashfs succeeds");
+    assert!(
+        false_alarms.is_empty(),
+        "lxdimg reports squashfs-invalid where unsquashfs succeeds"
+    );
     assert!(
         agree * 100 >= cases * 95,
         "only {agree} of {cases} corruption cases agree with unsquashfs"

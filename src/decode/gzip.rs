@@ -4,7 +4,6 @@ use super::{err, DecodeError, Sink};
 use crate::limits::GZIP_HEADER_MAX;
 use flate2::{Crc, Decompress, FlushDecompress, Status as FlateStatus};
 
-
 enum GzState {
     Header(Vec<u8>),
     Body,
@@ -19,7 +18,6 @@ pub(super) struct Gzip {
     crc: Crc,
     members: u64,
 }
-
 
 /// Parses a gzip member header; `Ok(None)` if more bytes are needed.
 fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, &'static str> {
@@ -184,4 +182,3 @@ impl Gzip {
         }
     }
 }
-

@@ -169,23 +169,3 @@ pub(super) fn lz_finish(
         }
     }
 }
-
-/// Decodes a whole in-memory lzma-rust2 stream into `out`; returns the bytes produced.
-pub(crate) fn lz_decode_all(
-    process: LzProcess,
-    input: &[u8],
-    out: &mut [u8],
-) -> std::io::Result<usize> {
-    let (mut pos, mut total) = (0, 0);
-    loop {
-        let r = process(&input[pos..], &mut out[total..], Action::Finish)?;
-        pos += r.bytes_consumed;
-        total += r.bytes_produced;
-        if r.status == LzStatus::StreamEnd
-            || (r.bytes_consumed == 0 && r.bytes_produced == 0)
-            || total == out.len()
-        {
-            return Ok(total);
-        }
-    }
-}

@@ -15,7 +15,6 @@ use crate::limits::{DECODE_CHUNK, DECODE_PIECE, MAX_DECODER_WINDOW};
 use bzip2::Bzip2;
 use gzip::Gzip;
 use lz::{lz_finish, lz_push, Xz};
-pub(crate) use lz::lz_decode_all;
 use lzma_rust2::LzmaStream;
 use zstd::Zstd;
 

@@ -14,7 +14,10 @@ const META: &str = "metadata.yaml";
 pub const MAX_DATE: i64 = 253_402_300_799;
 
 pub(crate) fn metadata_findings(m: &ImageMetadata, now: Option<i64>, out: &mut Findings) {
-    for (key, v) in [("creation_date", m.creation_date), ("expiry_date", m.expiry_date)] {
+    for (key, v) in [
+        ("creation_date", m.creation_date),
+        ("expiry_date", m.expiry_date),
+    ] {
         // 0 is "unset": "Missing creation date" is LXD's own verdict, a zero expiry is normal.
         if v == 0 || (1..=MAX_DATE).contains(&v) {
             continue;
@@ -93,8 +96,11 @@ pub(crate) fn template_reports(
     let mut used = std::collections::BTreeSet::new();
     for (path, t) in templates {
         let Some(t) = t else {
-            out.add(C::TemplateEmpty, format!("template rule {path:?} is empty (null)"))
-                .entry(META);
+            out.add(
+                C::TemplateEmpty,
+                format!("template rule {path:?} is empty (null)"),
+            )
+            .entry(META);
             continue;
         };
         let when = t.when.clone().unwrap_or_default();

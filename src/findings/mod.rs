@@ -10,7 +10,9 @@ mod metadata;
 mod rootfs;
 
 pub(crate) use file::file_findings;
-pub(crate) use metadata::{metadata_findings, os_release_findings, os_release_of, template_reports};
+pub(crate) use metadata::{
+    metadata_findings, os_release_findings, os_release_of, template_reports,
+};
 pub(crate) use rootfs::rootfs_report;
 
 use crate::codes::{FindingCode, Severity};
@@ -145,6 +147,9 @@ mod tests {
         };
         let c = crate::creatable::unpack_outcome(&image, true);
         assert_eq!(c.code, Some(crate::report::CreatableCode::DecodeError));
-        assert!(c.error.unwrap().contains("xz: (stdin): Compressed data is corrupt"));
+        assert!(c
+            .error
+            .unwrap()
+            .contains("xz: (stdin): Compressed data is corrupt"));
     }
 }

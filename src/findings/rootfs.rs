@@ -3,9 +3,7 @@
 use super::Findings;
 use crate::codes::FindingCode as C;
 use crate::detect::Format;
-use crate::report::{
-    Compression, FileRole, ImageType, RootfsFormat, RootfsReport, Unpacked,
-};
+use crate::report::{Compression, FileRole, ImageType, RootfsFormat, RootfsReport, Unpacked};
 use crate::rootfs;
 use crate::view::{is_qcow2, ImageView};
 

@@ -1,8 +1,8 @@
 //! The tar visitor: applies LXD's walk rules and keeps the few entries worth keeping.
 
 use crate::limits::{
-    METADATA_ENTRIES_MAX, METADATA_YAML_KEEP, OS_RELEASE_KEEP, ROOTFS_HEADER_KEEP, TEMPLATES_KEEP_TOTAL,
-    TEMPLATE_FILES_MAX, TEMPLATE_KEEP,
+    METADATA_ENTRIES_MAX, METADATA_YAML_KEEP, OS_RELEASE_KEEP, ROOTFS_HEADER_KEEP,
+    TEMPLATES_KEEP_TOTAL, TEMPLATE_FILES_MAX, TEMPLATE_KEEP,
 };
 use crate::report::ImageType;
 use crate::tar::{EntryHeader, Visitor};

@@ -181,13 +181,21 @@ impl Inspector {
         self.report(false)
     }
 
-
     fn report(self, complete: bool) -> Report {
         let complete = complete && self.files.iter().all(|f| !f.partial());
         let hashes = self
             .files
             .iter()
-            .map(|f| complete.then(|| hex(&f.sha.as_ref().unwrap_or(&self.fingerprint).clone().finalize())))
+            .map(|f| {
+                complete.then(|| {
+                    hex(&f
+                        .sha
+                        .as_ref()
+                        .unwrap_or(&self.fingerprint)
+                        .clone()
+                        .finalize())
+                })
+            })
             .collect();
         let fingerprint = complete.then(|| hex(&self.fingerprint.clone().finalize()));
         assemble::report(assemble::Inputs {

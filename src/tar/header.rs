@@ -1,8 +1,7 @@
 //! Headers: GNU long names and links, PAX records, and the start of each entry.
 
-use super::*;
 use super::sparse_map::{pax_sparse_format, PaxSparse, SparseMap};
-
+use super::*;
 
 #[derive(Default)]
 pub(super) struct Pending {

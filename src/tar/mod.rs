@@ -18,9 +18,9 @@ mod header;
 mod sparse;
 mod sparse_map;
 
+use crate::limits::{ENTRIES_MAX, PAX_HEADER_MAX};
 use header::{parse_pax, Pending};
 use sparse::{Building, Expander};
-use crate::limits::{ENTRIES_MAX, PAX_HEADER_MAX};
 
 /// Go's `archive/tar` message for a malformed header.
 pub const ERR_HEADER: &str = "archive/tar: invalid tar header";

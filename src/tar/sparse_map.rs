@@ -369,7 +369,12 @@ impl SparseMap {
     /// Old GNU: the regions of the header (4) or of an extension block (21), then the
     /// "isextended" byte. Go stops at a region whose offset starts with NUL, GNU tar at one
     /// whose size does, and GNU tar reads no further block once it stopped early.
-    pub(super) fn old_gnu_block(&mut self, regions: &[u8], isextended: u8, gnu_reads: bool) -> bool {
+    pub(super) fn old_gnu_block(
+        &mut self,
+        regions: &[u8],
+        isextended: u8,
+        gnu_reads: bool,
+    ) -> bool {
         let mut go_parse_ok = true;
         let mut go_done = false;
         let mut gnu_done = !gnu_reads;

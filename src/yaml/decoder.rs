@@ -34,7 +34,6 @@ impl Ty {
     }
 }
 
-
 pub(super) struct Decoder<'a> {
     pub(super) nodes: &'a [Node],
     pub(super) dialect: Dialect,
@@ -563,4 +562,3 @@ impl<'a> Decoder<'a> {
         Ok(ok)
     }
 }
-

@@ -116,4 +116,3 @@ pub(super) fn parse_first_document(text: &str) -> Result<Option<(Vec<Node>, usiz
         }
     }
 }
-

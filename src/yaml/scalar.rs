@@ -262,4 +262,3 @@ pub(super) fn resolve_plain(s: &str) -> Resolved {
         _ => Resolved::Str,
     }
 }
-

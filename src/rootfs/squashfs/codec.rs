@@ -17,7 +17,10 @@ pub(super) fn uncompress(comp: u16, src: &[u8], outsize: usize) -> Result<Vec<u8
         4 => xz(src, &mut out)?,
         5 => lz4(src, &mut out)?,
         6 => zstd_safe::decompress(&mut out[..], src).map_err(|code| {
-            format!("zstd uncompress failed: {}", zstd_safe::get_error_name(code))
+            format!(
+                "zstd uncompress failed: {}",
+                zstd_safe::get_error_name(code)
+            )
         })?,
         _ => return Err(format!("unknown compressor {comp}")),
     };
@@ -90,7 +93,9 @@ fn lzma(src: &[u8], out: &mut [u8]) -> Result<usize, String> {
     // liblzma: props byte at most 224 and lc + lp <= 4; memory within unsquashfs's 32 MiB.
     let (lc, lp) = (props % 9, (props / 9) % 5);
     if props > 224 || lc + lp > 4 {
-        return Err(format!("lzma uncompress failed: bad properties byte {props:#x}"));
+        return Err(format!(
+            "lzma uncompress failed: bad properties byte {props:#x}"
+        ));
     }
     if lzma_rust2::lzma_get_memory_usage_by_props(dict.max(4096), props).unwrap_or(u32::MAX)
         > 32 << 10
@@ -123,11 +128,17 @@ fn lzma(src: &[u8], out: &mut [u8]) -> Result<usize, String> {
             Err(_) => break false,
         }
         if total > out.len() {
-            return Err(format!("lzma uncompress failed: more than {} bytes", out.len()));
+            return Err(format!(
+                "lzma uncompress failed: more than {} bytes",
+                out.len()
+            ));
         }
     };
     if total > out.len() {
-        return Err(format!("lzma uncompress failed: more than {} bytes", out.len()));
+        return Err(format!(
+            "lzma uncompress failed: more than {} bytes",
+            out.len()
+        ));
     }
     if !ended && !(pos == data.len() && total >= declared) {
         return Err("lzma uncompress failed: the stream is truncated".into());
@@ -144,7 +155,9 @@ fn lzo(src: &[u8], out: &mut [u8]) -> Result<usize, String> {
     match lzo::decompress_into(src, out) {
         Ok(n) => Ok(n),
         Err(lzo::Error::Malformed)
-            if src.len() >= 3 && src[src.len() - 3] & 0xf8 == 0x10 && src[src.len() - 3] & 7 != 0 =>
+            if src.len() >= 3
+                && src[src.len() - 3] & 0xf8 == 0x10
+                && src[src.len() - 3] & 7 != 0 =>
         {
             let mut fixed = src.to_vec();
             let at = fixed.len() - 3;
@@ -178,13 +191,19 @@ fn lz4_block_rules(src: &[u8], outsize: usize) -> Result<usize, &'static str> {
     const FASTLOOP_SAFE_DISTANCE: i64 = 64;
     let (iend, oend) = (src.len() as i64, outsize as i64);
     if oend == 0 {
-        return if src == [0] { Ok(0) } else { Err("empty output") };
+        return if src == [0] {
+            Ok(0)
+        } else {
+            Err("empty output")
+        };
     }
     if iend == 0 {
         return Err("empty input");
     }
     let byte = |i: i64| -> Result<i64, &'static str> {
-        src.get(i as usize).map(|&b| b as i64).ok_or("input ends early")
+        src.get(i as usize)
+            .map(|&b| b as i64)
+            .ok_or("input ends early")
     };
     let le16 = |i: i64| -> Result<i64, &'static str> { Ok(byte(i)? | byte(i + 1)? << 8) };
     // read_variable_length(iend - RUN_MASK, loop_check, initial_check): only the initial check
@@ -335,7 +354,9 @@ mod tests {
 
     #[test]
     fn lz4_rules_accept_what_lz4_flex_writes() {
-        let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8 ^ (i / 97) as u8).collect();
+        let data: Vec<u8> = (0..8192u32)
+            .map(|i| (i % 251) as u8 ^ (i / 97) as u8)
+            .collect();
         for len in [0, 1, 5, 12, 13, 100, 4096, 8192] {
             let c = lz4_flex::block::compress(&data[..len]);
             assert_eq!(lz4(&c, &mut [0u8; 8192]).unwrap(), len, "{len}");
@@ -344,7 +365,10 @@ mod tests {
 
     #[test]
     fn lzo_end_marker_length_is_ignored() {
-        let block = [34, 104, 101, 108, 108, 111, 44, 32, 108, 122, 111, 32, 119, 111, 114, 108, 100, 33, 17, 0, 0];
+        let block = [
+            34, 104, 101, 108, 108, 111, 44, 32, 108, 122, 111, 32, 119, 111, 114, 108, 100, 33,
+            17, 0, 0,
+        ];
         let mut out = [0u8; 64];
         assert_eq!(lzo(&block, &mut out).unwrap(), 17);
         let mut odd = block;

@@ -116,7 +116,6 @@ pub fn squashfs_tables_range(head: &[u8]) -> Option<(u64, u64)> {
     (start < end).then_some((start, end))
 }
 
-
 /// Checks the squashfs metadata the way `unsquashfs -f -d DIR IMG` (squashfs-tools 4.5) reads it:
 /// the compressor options, the xattr, id, export and fragment tables, then every directory and
 /// inode reachable from the root inode, decompressing each metadata block with the

@@ -7,8 +7,8 @@
 //! wherever that is. Data blocks are not decoded (their bytes are not kept); only their extent is
 //! checked against `bytes_used`.
 
-use super::codec;
 use super::super::{le16, le32, le64};
+use super::codec;
 use std::collections::{HashMap, HashSet};
 
 const META: usize = 8192;
@@ -84,7 +84,11 @@ impl<'a> Fs<'a> {
             return Err(fail(format!(
                 "{} bytes where {} were expected",
                 data.len(),
-                if expected == 0 { "some".to_string() } else { expected.to_string() }
+                if expected == 0 {
+                    "some".to_string()
+                } else {
+                    expected.to_string()
+                }
             )));
         }
         Ok(Block {
@@ -191,7 +195,11 @@ impl<'a> Fs<'a> {
             let index = self
                 .bytes(lookup_start, len)
                 .map_err(|e| format!("export table: failed to read the index ({e})"))?;
-            table_start = if len > 0 { le64(index, 0) } else { lookup_start };
+            table_start = if len > 0 {
+                le64(index, 0)
+            } else {
+                lookup_start
+            };
         }
         if self.fragments != 0 {
             if frag_start >= table_start {
@@ -293,7 +301,12 @@ impl Fs<'_> {
         let mut off = offset as usize;
         let (b0, o0) = (blk, off);
         let base = self.read(&what, &mut blk, &mut off, 16)?;
-        let (ty, uid, gid, number) = (le16(&base, 0), le16(&base, 4), le16(&base, 6), le32(&base, 12));
+        let (ty, uid, gid, number) = (
+            le16(&base, 0),
+            le16(&base, 4),
+            le16(&base, 6),
+            le32(&base, 12),
+        );
         if uid >= self.no_ids || gid >= self.no_ids {
             return Err(format!("{what}: uid/gid index too large"));
         }
@@ -417,7 +430,9 @@ impl Fs<'_> {
             }
         }
         if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(format!("{what}: directory has duplicate names or is unsorted"));
+            return Err(format!(
+                "{what}: directory has duplicate names or is unsorted"
+            ));
         }
         Ok(entries)
     }
@@ -433,7 +448,9 @@ impl Fs<'_> {
         };
         // More block list than the tables could ever hold: the read runs out.
         if blocks.saturating_mul(4) > (self.tables.len() as u64 / 3 + 1) * META as u64 {
-            return Err(format!("{what}: block list of {blocks} blocks cannot be read"));
+            return Err(format!(
+                "{what}: block list of {blocks} blocks cannot be read"
+            ));
         }
         let (mut blk, mut off) = (i.block_start, i.block_offset);
         let list = self.read(&what, &mut blk, &mut off, blocks as usize * 4)?;
@@ -450,7 +467,11 @@ impl Fs<'_> {
                 start += c;
             }
         }
-        let frag_bytes = if i.fragment == INVALID_FRAG { 0 } else { i.data % bs };
+        let frag_bytes = if i.fragment == INVALID_FRAG {
+            0
+        } else {
+            i.data % bs
+        };
         if frag_bytes != 0 {
             if i.fragment >= self.fragments {
                 return Err(format!("{what}: fragment index {} too large", i.fragment));
@@ -543,7 +564,9 @@ pub(super) fn check(head: &[u8], tables: &[u8]) -> R<()> {
             fs.check_xattr(dir.xattr)?;
             stack.push(fs.opendir(&dir)?.into_iter());
         }
-        let Some(entries) = stack.last_mut() else { break };
+        let Some(entries) = stack.last_mut() else {
+            break;
+        };
         let Some((_, eblk, eoff, ty)) = entries.next() else {
             stack.pop();
             continue;
