@@ -31,11 +31,17 @@ lxd-setup:
 	bash scripts/lxd-setup.sh
 	bash scripts/incus-setup.sh
 
+# The two daemons are compared at the same time (each run mostly waits for its daemon); each
+# log is printed whole once both are done.
 lxd-diff: build lxd-setup
-	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py
-	LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py --daemon incus
-	LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py
-	LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py --daemon incus
+	@mkdir -p target; fail=0; \
+	for d in lxd incus; do \
+	  ( LXDIMG=$(LXDIMG) python3 tests/lxd_differential.py --daemon $$d && \
+	    LXDIMG=$(LXDIMG) python3 tests/lxd_creatable.py --daemon $$d ) > target/lxd-diff-$$d.log 2>&1 & \
+	done; \
+	for j in 1 2; do wait -n || fail=1; done; \
+	for d in lxd incus; do echo "== lxd-diff --daemon $$d"; cat target/lxd-diff-$$d.log; done; \
+	exit $$fail
 
 # www/www.mk and worker/worker.mk add their own targets to EXTRA_TESTS / EXTRA_BENCH.
 EXTRA_TESTS :=

@@ -237,10 +237,30 @@ def one_zero_block(t: bytes) -> bytes:
     return no_eoa(t) + b"\x00" * 512
 
 
-def sq_rootfs(w: Path) -> bytes:
+def sq_rootfs(w: Path, comp: str = "xz", extra: tuple = ()) -> bytes:
     files = {"hello": b"hello\n", "etc/": b""}
     files.update({f"data/f{i:03d}": text_blob(4096, i) for i in range(200)})
-    return squashfs(w, files)
+    return squashfs(w, files, comp, extra)
+
+
+def sparse_tar(w: Path, fmt: tuple) -> bytes:
+    """A unified image whose rootfs holds a sparse file with many data regions (like lastlog),
+    packed by GNU tar with -S in the given format."""
+    src = Path(tempfile.mkdtemp(dir=w, prefix="sparse-"))
+    try:
+        (src / "rootfs/var/log").mkdir(parents=True)
+        (src / "metadata.yaml").write_text(BASE)
+        with open(src / "rootfs/var/log/lastlog", "wb") as f:
+            for i in range(30):  # 30 data regions: old GNU needs extension blocks
+                f.seek(i * 65536)
+                f.write(b"x" * 700)
+            f.truncate(40 * 65536)
+        out = subprocess.run(["tar", "-S", *fmt, "--numeric-owner", "--owner=0", "--group=0", "--mtime=@1458040200",
+                              "-C", str(src), "-cf", "-", "metadata.yaml", "rootfs"],
+                             check=True, stdout=subprocess.PIPE).stdout
+        return gz(out)
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
 
 
 def sq_corrupt_inode(w: Path) -> bytes:
@@ -292,6 +312,20 @@ def cases() -> list[Case]:
                           F("./rootfs/big", det_bytes(BIG))])))
     add("ok_split_squashfs", "meta.tar.xz + rootfs.squashfs", lambda w: split(META_XZ(), sq_rootfs(w)), ".tar.xz",
         needs="mksquashfs")
+    # issue 8: a squashfs rootfs in every compressor unsquashfs reads, and GNU sparse members
+    for comp in ("gzip", "lzma", "lzo", "lz4", "xz", "zstd"):
+        add(f"ok_split_squashfs_{comp}", f"meta.tar.xz + rootfs.squashfs (-comp {comp})",
+            lambda w, c=comp: split(META_XZ(), sq_rootfs(w, c)), ".tar.xz", needs="mksquashfs")
+    add("ok_split_squashfs_zstd_1m", "meta.tar.xz + rootfs.squashfs (-comp zstd -b 1M -Xcompression-level 19)",
+        lambda w: split(META_XZ(), sq_rootfs(w, "zstd", ("-b", "1M", "-Xcompression-level", "19"))), ".tar.xz",
+        needs="mksquashfs")
+    for label, fmt in [("gnu", ("--format=gnu",)), ("pax_0_0", ("--format=posix", "--sparse-version=0.0")),
+                       ("pax_0_1", ("--format=posix", "--sparse-version=0.1")),
+                       ("pax_1_0", ("--format=posix", "--sparse-version=1.0"))]:
+        add(f"ok_sparse_{label}", f"GNU tar -S {' '.join(fmt)}: a sparse file with 30 data regions",
+            lambda w, f=fmt: sparse_tar(w, f))
+    add("junk_after_xz", "valid .tar.xz + 4 KiB junk (import reads it, unpack fails)",
+        lambda w: xz(big_tar()) + det_bytes(4096, 9), ".tar.xz")
     add("ok_split_tar_xz", "meta.tar.xz + rootfs.tar.xz", lambda w: split(META_XZ(), xz(tar([F("hello", "hi\n"), D("etc/")]))),
         ".tar.xz")
     add("ok_split_tar_gz", "meta.tar.gz + rootfs.tar.gz", lambda w: split(gz(tar([F("metadata.yaml", BASE)])),

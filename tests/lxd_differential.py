@@ -308,7 +308,7 @@ def det_bytes(n: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def squashfs(workdir: Path, files: dict[str, bytes]) -> bytes:
+def squashfs(workdir: Path, files: dict[str, bytes], comp: str = "xz", extra: tuple = ()) -> bytes:
     src = Path(tempfile.mkdtemp(dir=workdir, prefix="sqsrc-"))
     out = workdir / (src.name + ".squashfs")
     try:
@@ -320,7 +320,7 @@ def squashfs(workdir: Path, files: dict[str, bytes]) -> bytes:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
         subprocess.run(["mksquashfs", str(src), str(out), "-noappend", "-quiet", "-no-progress",
-                        "-all-root", "-all-time", "0", "-mkfs-time", "0", "-comp", "xz"],
+                        "-all-root", "-all-time", "0", "-mkfs-time", "0", "-comp", comp, *extra],
                        check=True, stdout=subprocess.DEVNULL)
         return out.read_bytes()
     finally:
