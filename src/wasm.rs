@@ -302,6 +302,17 @@ pub fn targets() -> Result<JsTargets, JsError> {
     Ok(to_js(&list)?.unchecked_into())
 }
 
+/// The finding codes after which `lxc init` works but the instance fails at its first start
+/// (template rules LXD cannot apply): the page says "created, but fails at first start".
+#[wasm_bindgen(js_name = firstStartCodes)]
+pub fn first_start_codes() -> Vec<String> {
+    crate::FindingCode::ALL
+        .iter()
+        .filter(|c| c.breaks_first_start())
+        .map(|c| c.as_str().to_string())
+        .collect()
+}
+
 /// The key of the target whose verdict gates uploads and the early verdict (`"lxd-5.0"`).
 #[wasm_bindgen(js_name = referenceTarget)]
 pub fn reference_target() -> String {

@@ -9,6 +9,8 @@ const $ = (id) => document.getElementById(id);
 // the banner and the early verdict speak for, LXD 5.0).
 let targets = [];
 let reference = null;
+/** Finding codes after which `lxc init` works but the instance fails at its first start (from the core). */
+let firstStart = [];
 
 /** The reference target's name for sentences: its label without the parenthesis ("LXD 5.0"). */
 function referenceName() {
@@ -74,6 +76,7 @@ function onWorkerMessage(m) {
     version = m.version;
     targets = m.targets;
     reference = m.reference;
+    firstStart = m.firstStart ?? [];
     $("version").textContent = m.version;
     return;
   }
@@ -169,6 +172,21 @@ function verdictLine(v) {
   return h("p", { class: "unknown" }, mark("? "), `lxdimg cannot judge: ${v.reason}`);
 }
 
+/** What follows the import for the reference target: `lxc init`, then the first start. */
+function initLine(v, r) {
+  if (v.accepted !== true) return null;
+  const c = v.creatable;
+  const init = h("code", {}, "lxc init");
+  const breaks = r.findings.find((f) => firstStart.includes(f.code));
+  if (c.ok === false) return h("p", { class: "bad", id: "init-line" }, init, " (and ", h("code", {}, "lxc launch"), ") will fail: ", h("code", {}, c.error));
+  if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, "Whether ", init, ` can create an instance is not known: ${c.error}`);
+  if (breaks) {
+    return h("p", { class: "bad", id: "init-line" }, init, " creates an instance, but it fails at first start (",
+      h("code", {}, "lxc start"), ", ", h("code", {}, "lxc launch"), "): ", breaks.message);
+  }
+  return h("p", { class: "ok", id: "init-line" }, init, " creates an instance from it (starting it is not checked here).");
+}
+
 function earlyVerdict(v) {
   const early = $("early");
   early.replaceChildren(
@@ -220,7 +238,7 @@ function render(r, names, m) {
   const ref = r.verdicts[reference];
   const summary = [r.format === "split" ? "split image" : "unified image", r.type, r.architecture].filter(Boolean).join(" · ");
   $("verdict-banner").className = `banner ${verdictClass(ref)}`;
-  $("verdict-banner").replaceChildren(verdictLine(ref), h("p", { class: "hint" }, summary));
+  $("verdict-banner").replaceChildren(verdictLine(ref), initLine(ref, r), h("p", { class: "hint" }, summary));
 
   $("verdicts").tBodies[0].replaceChildren(
     ...targets.map(({ key, label }) => {
@@ -232,7 +250,7 @@ function render(r, names, m) {
         h("td", {}, v.accepted === true ? "✓ accepted" : v.accepted === false ? "✗ refused" : "? cannot judge"),
         // `error` is only ever LXD's or Incus's own words; `reason` is lxdimg's.
         h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : v.accepted === null ? `lxdimg cannot judge: ${v.reason}` : "—"),
-        h("td", { class: "launch" }, launchText(v.creatable)),
+        h("td", { class: "launch" }, launchText(v.creatable, r)),
       );
     }),
   );
@@ -319,9 +337,16 @@ function render(r, names, m) {
     (r.verdict_offset !== null ? `; the ${referenceName()} verdict was known after ${bytes(r.verdict_offset)}.` : ".");
 }
 
-/** The `creatable` verdict: whether `lxc launch` of the imported image would work. */
-function launchText(c) {
+/**
+ * The `creatable` verdict: whether `lxc init` creates an instance from the imported image, and
+ * whether that instance then fails at its first start (creating and starting are different).
+ */
+function launchText(c, r) {
   if (!c) return "—";
+  const breaks = r.findings.find((f) => firstStart.includes(f.code));
+  if (c.ok === true && breaks) {
+    return h("span", { class: "bad-text" }, "✓ created, ✗ fails at first start: ", breaks.message);
+  }
   if (c.ok === true) return "✓ yes";
   if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, c.error ?? c.code));
   const why = { "import-rejected": "— (not imported)", "import-not-judged": "— (import not judged)" }[c.code];

@@ -4,7 +4,8 @@
 //   {type: "inspect", id, sources: [{kind: "file", file: File} | {kind: "url", url}], now}
 //     One source: a unified image. Two: a split image, in any order (told apart by content).
 // Worker → page:
-//   {type: "ready", version, targets, reference}    the wasm is initialised; targets: the verdict
+//   {type: "ready", version, targets, reference, firstStart}    the wasm is initialised; firstStart:
+//                                                   finding codes after which the instance is created but fails at first start; targets: the verdict
 //                                                   targets in the Report's order, [{key, label}];
 //                                                   reference: the key of the early verdict's target
 //   {type: "start", id, names, total, split}        total: bytes (null if a URL gives no length)
@@ -15,10 +16,10 @@
 //   {type: "error", id, message}                    a message to show as is
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
-import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget } from "./pkg/lxdimg.js";
+import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes } from "./pkg/lxdimg.js";
 
 const ready = init().then(
-  () => postMessage({ type: "ready", version: version(), targets: targets(), reference: referenceTarget() }),
+  () => postMessage({ type: "ready", version: version(), targets: targets(), reference: referenceTarget(), firstStart: firstStartCodes() }),
   (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}` }),
 );
 
