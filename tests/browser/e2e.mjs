@@ -216,6 +216,7 @@ await test("drop a unified image", async () => {
   assert.equal(await text("#fp"), sha(unified));
   assert.equal(await text("#fp-short"), sha(unified).slice(0, 12));
   assert.match(await text("#verdict-banner"), /LXD 5\.0 will accept this image/);
+  assert.match(await text("#init-line"), /lxc init creates an instance from it/);
   assert.equal(await text("#import-cmd"), "lxc image import debian-bookworm.tar.xz");
   const rows = p.locator("#verdicts tbody tr");
   assert.deepEqual(await rows.locator("th").allInnerTexts(), TARGETS.map((t) => t.label), "one row per target, in the core's order");
