@@ -52,16 +52,5 @@ if timeout 30 incus storage show default >/dev/null 2>&1; then
     log "storage pool 'default' already exists; not preseeding"
 else
     log "preseeding: dir storage pool 'default' + root disk in the default profile"
-    timeout 60 incus admin init --preseed <<'YAML' || die "incus admin init --preseed failed"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      path: /
-      pool: default
-      type: disk
-YAML
+    timeout 60 incus admin init --preseed < "$(dirname "$0")/preseed.yaml" || die "incus admin init --preseed failed"
 fi

@@ -60,18 +60,7 @@ if timeout 30 lxc storage show default >/dev/null 2>&1; then
     log "storage pool 'default' already exists; not preseeding"
 else
     log "preseeding: dir storage pool 'default' + root disk in the default profile"
-    if ! lxd init --preseed <<'YAML'
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      path: /
-      pool: default
-      type: disk
-YAML
+    if ! lxd init --preseed < "$(dirname "$0")/preseed.yaml"
     then
         die "lxd init --preseed failed"
     fi
