@@ -40,7 +40,7 @@ pub struct Published {
 /// `err.get_ref().and_then(|e| e.downcast_ref::<Rejected>())`.
 #[derive(Debug, Clone)]
 pub struct Rejected {
-    /// LXD's error, word for word (`verdicts["lxd-5.0"].error`).
+    /// LXD's error, word for word (the reference target's `error`), or why lxdimg cannot judge.
     pub error: String,
     /// The full Report JSON the worker sent (same shape as `lxdimg inspect --json`).
     pub report: String,
@@ -232,11 +232,16 @@ pub fn publish(
         }
         422 => {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let error = v
-                .pointer("/verdicts/lxd-5.0/error")
-                .and_then(|e| e.as_str())
-                .unwrap_or("rejected")
-                .to_string();
+            // The worker gates on its VERDICT_TARGET (the header says how it ended); the Report's
+            // verdict of the reference target gives the words.
+            let verdict = v.pointer(&format!("/verdicts/{}", crate_target()));
+            let error = match verdict.and_then(|x| x.get("error")).and_then(|e| e.as_str()) {
+                Some(e) => e.to_string(),
+                None => match verdict.and_then(|x| x.get("reason")).and_then(|e| e.as_str()) {
+                    Some(why) => format!("lxdimg cannot judge: {why}"),
+                    None => "rejected".to_string(),
+                },
+            };
             Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 Rejected {
@@ -250,4 +255,8 @@ pub fn publish(
             text.trim()
         ))),
     }
+}
+
+fn crate_target() -> &'static str {
+    lxdimg::verdict::REFERENCE.key
 }
