@@ -8,11 +8,15 @@ pub(crate) type LzProcess<'a> =
     &'a mut dyn FnMut(&[u8], &mut [u8], Action) -> std::io::Result<lzma_rust2::StreamResult>;
 
 /// Compressed bytes handed to lzma-rust2 per call. It reports no output from a call that fails,
-/// so the calls are kept short: what was decoded before a corrupt spot still reaches the walk
-/// (as `xz -dc` writes it), give or take what these few bytes decode to.
-const STEP: usize = 256;
+/// so while LXD's verdict still depends on what is decoded (`fine`), the calls are kept short:
+/// what was decoded before a corrupt spot still reaches the walk (as `xz -d` writes it), give or
+/// take what these few bytes decode to. Afterwards longer calls cost less (256-byte calls
+/// throughout measured 8% slower on the bench's 111 MB `.tar.xz`).
+pub(super) const FINE_STEP: usize = 256;
+pub(super) const COARSE_STEP: usize = 4 << 10;
 
 /// Runs an lzma-rust2 stream over `input`; returns `Some(bytes used)` when the stream ended.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn lz_push(
     tool: &str,
     process: LzProcess,
@@ -20,9 +24,11 @@ pub(super) fn lz_push(
     base: u64,
     out: &mut [u8],
     sink: Sink,
+    fine: bool,
 ) -> Result<Option<usize>, DecodeError> {
+    let chosen = if fine { FINE_STEP } else { COARSE_STEP };
     let mut pos = 0;
-    let mut step = STEP;
+    let mut step = chosen;
     loop {
         let end = (pos + step).min(input.len());
         let res = process(&input[pos..end], out, Action::Run)
@@ -38,7 +44,7 @@ pub(super) fn lz_push(
             }
             step = input.len() - pos; // no progress on a short step: give it all
         } else {
-            step = STEP;
+            step = chosen;
         }
     }
 }
@@ -74,6 +80,7 @@ impl Xz {
         base: u64,
         out: &mut [u8],
         sink: Sink,
+        fine: bool,
     ) -> Result<Option<(u64, bool)>, DecodeError> {
         let mut pos = 0;
         while pos < input.len() {
@@ -86,6 +93,7 @@ impl Xz {
                     base + pos as u64,
                     out,
                     sink,
+                    fine,
                 )?;
                 match r {
                     Some(used) => {
@@ -126,6 +134,7 @@ impl Xz {
                 at,
                 out,
                 sink,
+                fine,
             )? {
                 self.between = Some((at + used as u64, 0, Vec::new()));
             }

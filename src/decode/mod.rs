@@ -46,6 +46,10 @@ pub struct Decoder {
     failed: bool,
     /// Input waiting to complete an aligned piece.
     stage: Vec<u8>,
+    /// Decode in short calls, so that an error loses as little output as possible (see
+    /// `lz::FINE_STEP`); the caller turns it off once the output no longer matters to LXD's
+    /// verdict.
+    fine: bool,
 }
 
 enum Codec {
@@ -90,7 +94,18 @@ impl Decoder {
             trailing: None,
             failed: false,
             stage: Vec::new(),
+            fine: true,
         })
+    }
+
+    /// From now on, decode in longer calls (LXD's verdict no longer depends on the output).
+    pub fn coarse(&mut self) {
+        self.fine = false;
+    }
+
+    /// Compressed bytes pushed so far (decoded, or held back to complete an aligned piece).
+    pub fn fed(&self) -> u64 {
+        self.offset + self.stage.len() as u64
     }
 
     /// Compressed bytes consumed so far.
@@ -174,7 +189,7 @@ impl Decoder {
             }
             Codec::Gzip(g) => g.push(input, base, out, sink)?,
             Codec::Bzip2(b) => b.push(input, base, out, sink)?,
-            Codec::Xz(x) => x.push(input, base, out, sink)?,
+            Codec::Xz(x) => x.push(input, base, out, sink, self.fine)?,
             Codec::Lzma(l, ended) => {
                 if *ended {
                     Some((base, true))
@@ -186,6 +201,7 @@ impl Decoder {
                         base,
                         out,
                         sink,
+                        self.fine,
                     )?;
                     *ended = r.is_some();
                     // lzma-rust2 absorbs a few bytes past the end of a .lzma stream; they are the

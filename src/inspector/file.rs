@@ -3,7 +3,7 @@
 use super::collector::Collector;
 use crate::decode::{DecodeError, Decoder};
 use crate::detect::{detect_lxd, sniff, Detection, Format};
-use crate::limits::{ROOTFS_HEADER_KEEP, SQUASHFS_TABLES_KEEP};
+use crate::limits::{DECODE_PIECE, ROOTFS_HEADER_KEEP, SQUASHFS_TABLES_KEEP};
 use crate::report::FileRole;
 use crate::rootfs;
 use crate::tar::TarWalker;
@@ -59,6 +59,9 @@ impl FileState {
                 self.decoder = Decoder::new(f);
             }
         }
+        if let (FileRole::Rootfs, Some(d)) = (self.role, self.decoder.as_mut()) {
+            d.coarse(); // LXD's import verdict never depends on a split rootfs's content
+        }
         if self.role == FileRole::Rootfs && self.format == Some(Format::Squashfs) {
             if let Some((start, end)) = rootfs::squashfs_tables_range(&self.head) {
                 let end = end.min(start.saturating_add(SQUASHFS_TABLES_KEEP as u64));
@@ -93,13 +96,19 @@ impl FileState {
             ..
         } = self;
         let Some(d) = decoder.as_mut() else { return };
-        if decode_error.is_some() {
-            return;
-        }
-        if let Err(e) = d.push(bytes, &mut |out| walker.push(out, col)) {
-            *decode_error = Some(e);
-            // For LXD, the decompressor's output just ends here.
-            walker.finish();
+        let mut bytes = bytes;
+        // Piece by piece, so that the switch to longer decoder calls happens at the same place
+        // whatever the caller's chunking.
+        while !bytes.is_empty() && decode_error.is_none() {
+            let n = (DECODE_PIECE - (d.fed() % DECODE_PIECE as u64) as usize).min(bytes.len());
+            if let Err(e) = d.push(&bytes[..n], &mut |out| walker.push(out, col)) {
+                *decode_error = Some(e);
+                // For LXD, the decompressor's output just ends here.
+                walker.finish();
+            } else if walker.is_done() || col.lxd_settled() {
+                d.coarse();
+            }
+            bytes = &bytes[n..];
         }
     }
 
