@@ -235,9 +235,15 @@ pub fn publish(
             // The worker gates on its VERDICT_TARGET (the header says how it ended); the Report's
             // verdict of the reference target gives the words.
             let verdict = v.pointer(&format!("/verdicts/{}", crate_target()));
-            let error = match verdict.and_then(|x| x.get("error")).and_then(|e| e.as_str()) {
+            let error = match verdict
+                .and_then(|x| x.get("error"))
+                .and_then(|e| e.as_str())
+            {
                 Some(e) => e.to_string(),
-                None => match verdict.and_then(|x| x.get("reason")).and_then(|e| e.as_str()) {
+                None => match verdict
+                    .and_then(|x| x.get("reason"))
+                    .and_then(|e| e.as_str())
+                {
                     Some(why) => format!("lxdimg cannot judge: {why}"),
                     None => "rejected".to_string(),
                 },

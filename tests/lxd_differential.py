@@ -502,6 +502,18 @@ def cases() -> list[Case]:
                          ("creation_int64_max", "creation_date: 9223372036854775807\n"),
                          ("expiry_10000", "expiry_date: 253402300800\n")]:
         add_yaml(f"date_{label}", label.replace("_", " "), meta(extra=extra), expect=None)
+    # ---- issue 8: metadata.yaml in UTF-16 with a byte-order mark (libyaml detects it) ----
+    u16 = lambda text, bom, codec: bom + text.encode(codec)
+    add("yaml_utf16le_bom", "metadata.yaml in UTF-16LE with a BOM",
+        lambda w: gz(tar(std(u16(meta(props=PROPS + "  description: café 中文\n"), b"\xff\xfe", "utf-16-le")))), expect=OK())
+    add("yaml_utf16be_bom", "metadata.yaml in UTF-16BE with a BOM, document marker",
+        lambda w: gz(tar(std(u16("---\n" + BASE, b"\xfe\xff", "utf-16-be")))), expect=OK())
+    add("yaml_utf16le_lone_surrogate", "UTF-16LE with a high surrogate not followed by a low one",
+        lambda w: gz(tar(std(b"\xff\xfe" + "architecture: x86_64\nproperties:\n  os: ".encode("utf-16-le")
+                             + b"\x00\xd8a\x00\n\x00"))), expect=ERR("yaml: expected low surrogate area"))
+    add("yaml_utf16le_no_bom", "UTF-16LE without a BOM (read as UTF-8)",
+        lambda w: gz(tar(std(BASE.encode("utf-16-le")))), expect=None)
+
     # ---- issue 8: junk after a complete compressed stream (a bad download, a concatenation) ----
     junk = det_bytes(4096, seed=9)
     add("junk_after_xz", "valid .tar.xz + 4 KiB junk", lambda w: xz(tar(std(BASE))) + junk, ".tar.xz", OK())

@@ -8,11 +8,12 @@
 //! (`api.ImageMetadata`), producing yaml.v2's messages.
 
 mod decoder;
+mod encoding;
 mod node;
 mod scalar;
 
 use decoder::{Decoder, Fatal};
-use node::parse_first_document;
+use node::{parse_first_document, FirstDocument};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -47,31 +48,35 @@ pub struct Template {
 
 /// Decodes one `metadata.yaml` document on top of `out`, as `yaml.NewDecoder(r).Decode(&out)`
 /// does. Returns the error text LXD shows (`EOF`, `yaml: line N: …`, `yaml: unmarshal errors:…`).
+///
+/// The bytes go through libyaml's reader first (`encoding.rs`): UTF-8 with or without a BOM,
+/// UTF-16LE/BE with a BOM, and its errors (`yaml: invalid leading UTF-8 octet`,
+/// `yaml: unexpected low surrogate area`, …).
 pub fn decode_into(bytes: &[u8], out: &mut ImageMetadata, dialect: Dialect) -> Result<(), String> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            return Err(format!(
-                "yaml: invalid leading UTF-8 octet (line {line}, byte {})",
-                e.valid_up_to()
-            ));
-        }
-    };
-    // libyaml accepts only printable characters (plus tab, CR, LF, NEL).
-    let printable = |c: char| {
-        matches!(c, '\t' | '\n' | '\r' | '\u{85}' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-            && c != '\u{feff}'
-    };
-    if text.chars().any(|c| !printable(c)) {
+    let decoded = encoding::read(bytes, dialect);
+    let mut text = decoded.text;
+    // libyaml skips a U+FEFF at column 0 when it looks for the next token
+    // (`yaml_parser_scan_to_next_token`), and the skip counts as a column: a space does the same
+    // for yaml-rust2. At the very start the scanner is always between tokens.
+    if text.starts_with('\u{feff}') {
+        text.replace_range(..'\u{feff}'.len_utf8(), " ");
+    }
+    // Anywhere else libyaml's reader lets U+FEFF through and the scanner decides by context,
+    // which yaml-rust2 does not reproduce; lxdimg refuses it.
+    if text.contains('\u{feff}') {
         return Err("yaml: control characters are not allowed".into());
     }
-    let Some((nodes, root)) = parse_first_document(text)? else {
+    let parsed = parse_first_document(&text);
+    if let Some(error) = &decoded.error {
+        // The reader is lazy: the error counts unless the first document ended (at `---` or
+        // `...`) before the scanner asked the reader for the piece of input that holds it.
+        let unseen = matches!(&parsed, Ok(Some(doc))
+            if ends_before(&text, doc.end, decoded.reached_at));
+        if !unseen {
+            return Err(error.message());
+        }
+    }
+    let Some(FirstDocument { nodes, root, .. }) = parsed? else {
         return Err("EOF".into());
     };
     let mut d = Decoder {
@@ -95,6 +100,31 @@ pub fn decode_into(bytes: &[u8], out: &mut ImageMetadata, dialect: Dialect) -> R
         };
         Err(format!("{head}\n  {}", d.errors.join("\n  ")))
     }
+}
+
+/// Whether the token yaml-rust2 ended the first document at, at `(line, col)`, is a `---` or
+/// `...` whose four characters libyaml's scanner gets (`cache(parser, 4)` in
+/// `yaml_parser_fetch_next_token`) without reading the character at `reached_at`. After such a
+/// token the parser has its DOCUMENT-END event and `Decode` reads no further.
+fn ends_before(text: &str, (line, col): (usize, usize), reached_at: usize) -> bool {
+    // yaml-rust2's lines: `\r\n`, `\r` and `\n` end one; the first line is 1.
+    let mut current = 1;
+    let mut start = 0;
+    let mut chars = text.chars().enumerate().peekable();
+    while current < line {
+        match chars.next() {
+            Some((_, '\r')) if matches!(chars.peek(), Some((_, '\n'))) => continue,
+            Some((i, '\r' | '\n')) => {
+                current += 1;
+                start = i + 1;
+            }
+            Some(_) => {}
+            None => return false,
+        }
+    }
+    let at = start + col;
+    let marker: String = text.chars().skip(at).take(3).collect();
+    (marker == "---" || marker == "...") && at + 3 < reached_at
 }
 
 #[cfg(test)]

@@ -36,8 +36,17 @@ pub(super) fn short_tag(t: &Tag) -> String {
     }
 }
 
+/// The first document of a stream.
+pub(super) struct FirstDocument {
+    pub(super) nodes: Vec<Node>,
+    pub(super) root: usize,
+    /// Where the token that ended the document (`---`, `...`, a directive, the end of the
+    /// stream) starts: 1-based line and 0-based column, as yaml-rust2 counts them.
+    pub(super) end: (usize, usize),
+}
+
 /// Parses the first YAML document into a node tree; `Ok(None)` if the stream has no document.
-pub(super) fn parse_first_document(text: &str) -> Result<Option<(Vec<Node>, usize)>, String> {
+pub(super) fn parse_first_document(text: &str) -> Result<Option<FirstDocument>, String> {
     let mut parser = Parser::new_from_str(text);
     let mut nodes: Vec<Node> = Vec::new();
     let mut anchors: BTreeMap<usize, usize> = BTreeMap::new();
@@ -74,11 +83,21 @@ pub(super) fn parse_first_document(text: &str) -> Result<Option<(Vec<Node>, usiz
             };
         match ev {
             Event::StreamStart | Event::Nothing => {}
-            Event::StreamEnd => return Ok(root.map(|r| (nodes, r))),
+            Event::StreamEnd => {
+                return Ok(root.map(|root| FirstDocument {
+                    nodes,
+                    root,
+                    end: (mark.line(), mark.col()),
+                }))
+            }
             Event::DocumentStart => in_doc = true,
             Event::DocumentEnd => {
                 if in_doc {
-                    return Ok(root.map(|r| (nodes, r)));
+                    return Ok(root.map(|root| FirstDocument {
+                        nodes,
+                        root,
+                        end: (mark.line(), mark.col()),
+                    }));
                 }
             }
             Event::Scalar(value, style, anchor, tag) => {
