@@ -24,6 +24,7 @@ mod inspector;
 pub mod limits;
 pub mod report;
 pub mod rootfs;
+pub mod simplestreams;
 pub mod tar;
 #[cfg(test)]
 mod tsgen;

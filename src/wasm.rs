@@ -347,3 +347,23 @@ pub fn version() -> String {
 pub fn memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size(0) * 65536) as f64
 }
+
+/// The simplestreams products file (`streams/v1/images.json`, JSON text) for the images a server
+/// publishes: `[{fingerprint, type, architecture, properties, creation_date, expiry_date,
+/// fallback_date, aliases, files: [{role, path, sha256, size, compression}]}]`. The item families
+/// are the core's (`src/simplestreams.rs`), the same as `lxdimg stream` writes.
+#[wasm_bindgen(js_name = simplestreamsProducts)]
+pub fn simplestreams_products(images: JsValue) -> Result<String, JsError> {
+    let images: Vec<crate::simplestreams::ServedImage> = serde_wasm_bindgen::from_value(images)?;
+    let products = crate::simplestreams::products_for_server(&images);
+    Ok(serde_json::to_string_pretty(&products)? + "\n")
+}
+
+/// The simplestreams index (`streams/v1/index.json`, JSON text) for a products file as
+/// [`simplestreams_products`] returns it; `updated` is an RFC 2822 date or empty.
+#[wasm_bindgen(js_name = simplestreamsIndex)]
+pub fn simplestreams_index(products_json: &str, updated: &str) -> Result<String, JsError> {
+    let products: crate::simplestreams::Products = serde_json::from_str(products_json)?;
+    let index = crate::simplestreams::index_for(&products, (!updated.is_empty()).then(|| updated.to_string()));
+    Ok(serde_json::to_string_pretty(&index)? + "\n")
+}

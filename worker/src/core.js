@@ -165,6 +165,18 @@ export class Inspection {
 }
 
 /** The key of the core's reference target (`"lxd-5.0"`), the default gate of uploads. */
+/**
+ * Simplestreams JSON for the stored images (both item families, `combined_*` fields, version
+ * names): the core's one definition (src/simplestreams.rs), shared with `lxdimg stream`.
+ */
+export function simplestreamsProducts(images) {
+  return guard(() => instance().simplestreamsProducts(images));
+}
+
+export function simplestreamsIndex(productsJson, updated) {
+  return guard(() => instance().simplestreamsIndex(productsJson, updated));
+}
+
 export function referenceTarget() {
   return guard(() => instance().referenceTarget());
 }

@@ -21,10 +21,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 W=$ROOT/worker
 OUT=$W/test/out/lxd
-# The CA lives outside the work tree, so that a fresh clone reuses the installed one (no LXD restart).
-TLS=${LXDIMG_TEST_TLS:-/var/lib/lxdimg-test/tls}
 LXDIMG=${LXDIMG:-$ROOT/target/release/lxdimg}
-CA_DEST=/usr/local/share/ca-certificates/lxdimg-test-ca.crt
 REMOTE=lxdimg-test
 TOKEN=lxd-real-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export WRANGLER_SEND_METRICS=false
@@ -41,37 +38,8 @@ command -v lxc >/dev/null || { echo "lxd-real: lxc missing (make lxd-setup)"; ex
 [ -x "$LXDIMG" ] || { echo "lxd-real: $LXDIMG missing (make build)"; exit 1; }
 [ "$(uname -m)" = x86_64 ] || log "warning: not an x86_64 host; the arm64 case assumes one"
 
-# --- 1. CA and certificate -------------------------------------------------------------------
-mkdir -p "$TLS" && chmod 700 "$TLS"
-if [ ! -s "$TLS/ca.crt" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/ca.crt" >/dev/null 2>&1; then
-  log "creating a local CA"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lxdimg test CA" \
-    -keyout "$TLS/ca.key" -out "$TLS/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  rm -f "$TLS/server.crt"
-fi
-if [ ! -s "$TLS/server.crt" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/server.crt" >/dev/null 2>&1; then
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$TLS/server.ext"
-  openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial \
-    -days 825 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
-fi
-restart_lxd=0
-if ! cmp -s "$TLS/ca.crt" "$CA_DEST"; then
-  log "installing the CA into the system store"
-  cp "$TLS/ca.crt" "$CA_DEST"
-  update-ca-certificates >/dev/null 2>&1
-  restart_lxd=1
-fi
-# LXD must have started after the CA was installed.
-lxd_pid=$(pgrep -xo lxd || true)
-if [ -n "$lxd_pid" ] && [ "$(stat -c %Y /proc/"$lxd_pid")" -lt "$(stat -c %Y "$CA_DEST")" ]; then restart_lxd=1; fi
-if [ "$restart_lxd" = 1 ]; then
-  log "restarting LXD so that it trusts the CA"
-  timeout 60 lxd shutdown >/dev/null 2>&1 || true
-  bash "$ROOT/scripts/lxd-setup.sh" >/dev/null
-fi
-timeout 60 lxd waitready
+# --- 1. CA and certificate (scripts/test-ca.sh) --------------------------------------------------
+source "$ROOT/scripts/test-ca.sh"
 
 # --- 2. the worker under wrangler dev, HTTPS ---------------------------------------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -103,40 +71,7 @@ curl -sf "$ORIGIN/api/version" >/dev/null || { tail -20 "$OUT/wrangler.log"; ech
 log "worker at $ORIGIN (pid $WPID)"
 
 # --- 3. realistic images, published ------------------------------------------------------------
-make_rootfs() { # DIR
-  local r=$1
-  mkdir -p "$r"/{bin,etc,usr/lib,lib64,lib/x86_64-linux-gnu,root,tmp,var/log,dev,proc,sys}
-  cp /bin/dash /bin/ls /bin/cat "$r/bin/"
-  ln -sf dash "$r/bin/sh"
-  for lib in $(ldd /bin/dash /bin/ls /bin/cat | awk '/=> \//{print $3} /^\s*\/lib64/{print $1}' | sort -u); do
-    mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"
-  done
-  printf 'ID=lxdimgtest\nNAME="lxdimg test"\nVERSION_ID="1"\nPRETTY_NAME="lxdimg test 1"\n' > "$r/usr/lib/os-release"
-  ln -sf ../usr/lib/os-release "$r/etc/os-release"
-  echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
-  echo "root:x:0:" > "$r/etc/group"
-  echo lxdimg > "$r/etc/hostname"
-  # Deterministic filler, so fingerprints are the same on every run (LXD caches stream indexes).
-  head -c 300000 /dev/zero | openssl enc -aes-128-ctr -nosalt -K 00112233445566778899aabbccddeeff -iv 0 2>/dev/null > "$r/usr/lib/filler.bin"
-}
-make_meta() { # DIR ARCH
-  mkdir -p "$1/templates"
-  cat > "$1/metadata.yaml" <<YAML
-architecture: $2
-creation_date: 1704067200
-properties:
-  description: lxdimg test image ($2)
-  os: lxdimgtest
-  release: one
-  variant: default
-templates:
-  /etc/hostname:
-    when: [create, copy]
-    template: hostname.tpl
-YAML
-  echo '{{ instance.name }}' > "$1/templates/hostname.tpl"
-}
-TAR=(tar --owner=0 --group=0 --numeric-owner --mtime=@1704067200 --sort=name)
+source "$ROOT/scripts/test-image-lib.sh"
 S=$OUT/src
 mkdir -p "$S/u" "$S/s" "$S/a"
 make_meta "$S/u" amd64; make_rootfs "$S/u/rootfs"

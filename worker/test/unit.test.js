@@ -17,7 +17,8 @@ const { clientArchitectures } = await import("../src/answer.js");
 const { uploadVerdict } = await import("../src/upload.js");
 const { parseRange } = await import("../src/serve.js");
 const { MultipartReader, multipartBoundary } = await import("../src/multipart.js");
-const { versionName, rootFtype } = await import("../src/streams.js");
+const { servedImages } = await import("../src/streams.js");
+const { simplestreamsProducts, simplestreamsIndex } = await import("../src/core.js");
 
 test("canonical architecture (the core's): names, aliases of any version, numeric ids, casing", () => {
   const cases = {
@@ -166,10 +167,35 @@ test("multipart reader: truncated bodies and missing boundaries are errors", asy
   await assert.rejects(() => mp2.next(), /no boundary found/);
 });
 
-test("simplestreams version names and root ftypes", () => {
-  assert.equal(versionName(1704067200), "20240101_0000");
-  assert.equal(versionName(1458040200), "20160315_1110");
-  assert.deepEqual(rootFtype({ type: "container" }, { compression: "squashfs" }), ["squashfs", ["combined_squashfs_sha256"]]);
-  assert.deepEqual(rootFtype({ type: "virtual-machine" }, { compression: "qcow2" }), ["disk-kvm.img", ["combined_disk-kvm-img_sha256"]]);
-  assert.deepEqual(rootFtype({ type: "container" }, { compression: "xz" })[0], "root.tar.xz");
+test("simplestreams JSON comes from the core: version names, root ftypes, both families", () => {
+  const f = (role, compression, c) => ({ role, compression, sha256: c.repeat(64), size: 10 });
+  const img = (fingerprint, type, files, extra = {}) => ({
+    fingerprint, type, architecture: "x86_64", properties: { os: "testos", release: "one" },
+    creation_date: 1458040200, expiry_date: 0, uploaded_at: 1704067200, aliases: ["a"], files, ...extra,
+  });
+  const rows = [
+    img("1".repeat(64), "container", [f("metadata", "xz", "a"), f("rootfs", "squashfs", "b")]),
+    img("2".repeat(64), "virtual-machine", [f("metadata", "xz", "c"), f("rootfs", "qcow2", "d")]),
+    img("3".repeat(64), "container", [f("metadata", "xz", "e"), f("rootfs", "zstd", "f")], { creation_date: 0 }),
+    img("4".repeat(64), "virtual-machine", [f("unified", "gzip", "4")]),
+  ];
+  const doc = JSON.parse(simplestreamsProducts(servedImages(rows)));
+  const byFp = Object.fromEntries(Object.values(doc.products).map((p) => [Object.values(p.versions)[0], p]).map(([v, p]) => {
+    const m = v.items["lxd.tar.xz"] ?? v.items["incus_combined.tar.gz"];
+    const fp = m.sha256.length && m.ftype.endsWith("combined.tar.gz") ? m.sha256 : Object.entries(m).find(([k]) => k.startsWith("combined_"))[1];
+    return [fp, { p, v, name: Object.keys(p.versions)[0] }];
+  }));
+  assert.equal(byFp["1".repeat(64)].name, "20160315_1110");
+  assert.deepEqual(Object.keys(byFp["1".repeat(64)].v.items).sort(), ["incus.tar.xz", "lxd.tar.xz", "squashfs"]);
+  assert.equal(byFp["1".repeat(64)].v.items["lxd.tar.xz"].path, `images/${"1".repeat(64)}/metadata`);
+  assert.equal(byFp["2".repeat(64)].v.items["incus.tar.xz"]["combined_disk-kvm-img_sha256"], "2".repeat(64));
+  assert.equal(byFp["3".repeat(64)].name, "20240101_0000", "no creation date: the upload time names the version");
+  assert.equal(byFp["3".repeat(64)].v.items["root.tar.xz"].ftype, "root.tar.xz");
+  assert.equal(byFp["3".repeat(64)].v.items["lxd.tar.xz"].combined_rootxz_sha256, "3".repeat(64));
+  // A unified VM: Incus reads combined_type; LXD would take it as a container, so no LXD item.
+  assert.deepEqual(Object.keys(byFp["4".repeat(64)].v.items), ["incus_combined.tar.gz"]);
+  assert.equal(byFp["4".repeat(64)].v.items["incus_combined.tar.gz"].combined_type, "virtual-machine");
+  const idx = JSON.parse(simplestreamsIndex(JSON.stringify(doc), "Mon, 01 Jan 2024 00:00:00 GMT"));
+  assert.deepEqual(idx.index.images.products, Object.keys(doc.products).sort());
+  assert.equal(idx.index.images.updated, "Mon, 01 Jan 2024 00:00:00 GMT");
 });

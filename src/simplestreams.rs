@@ -1,0 +1,1114 @@
+//! Simplestreams as LXD and Incus clients read it (facts §6): the item families an image is
+//! published as, and what each client makes of a products file.
+//!
+//! One definition serves every shell: the CLI's `lxdimg stream` tree and the edge worker's
+//! `/streams/v1/*.json` both build their items with [`items_for`] and read trees back with
+//! [`client_view`] and [`check`]. No I/O here: the shells pass hashes, sizes and paths in.
+//!
+//! * LXD reads only `lxd.tar.xz` / `lxd_combined.tar.gz` metadata items, Incus only
+//!   `incus.tar.xz` / `incus_combined.tar.gz`; both read the root ftypes `squashfs`,
+//!   `root.tar.xz`, `disk-kvm.img`, `disk1.img`, `uefi1.img` (facts §6.2, §8.2).
+//! * A split image's fingerprint is a field of its metadata item chosen by the root's ftype
+//!   (`combined_squashfs_sha256`, `combined_rootxz_sha256` then `combined_sha256`, …); a unified
+//!   image's fingerprint is its item's `sha256` (§6.3). LXD takes every `lxd_combined.tar.gz` as a
+//!   container; Incus reads `combined_type` (§8.2), so a unified VM is an Incus-only item.
+//! * A product whose `arch` the client does not know, or a version whose name does not start with
+//!   `YYYYMMDD`, is skipped silently by the client (§6.1).
+
+use crate::arch::{self, ArchRules};
+use crate::report::ImageType;
+use crate::verdict;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where every client looks first.
+pub const INDEX_PATH: &str = "streams/v1/index.json";
+/// The products file the index points to.
+pub const PRODUCTS_PATH: &str = "streams/v1/images.json";
+
+/// `streams/v1/index.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Index {
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub index: BTreeMap<String, IndexEntry>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One entry of the index; clients use those with `datatype: image-downloads` and a non-empty
+/// `products` list.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct IndexEntry {
+    #[serde(default)]
+    pub datatype: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    #[serde(default)]
+    pub products: Vec<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// The products file (`streams/v1/images.json`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Products {
+    #[serde(default)]
+    pub content_id: String,
+    #[serde(default)]
+    pub datatype: String,
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub products: BTreeMap<String, Product>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Default for Products {
+    fn default() -> Self {
+        Products {
+            content_id: "images".into(),
+            datatype: "image-downloads".into(),
+            format: "products:1.0".into(),
+            products: BTreeMap::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// One product: an OS release, variant and architecture, with its versions.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Product {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<String>,
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub release: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_codename: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_eol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// LXD's image requirements (`secureboot`, `cgroup`, `nesting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lxd_requirements: Option<BTreeMap<String, String>>,
+    /// Incus's (and newer LXD's) image requirements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub versions: BTreeMap<String, Version>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One version of a product, named `YYYYMMDD_hhmm`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Version {
+    #[serde(default)]
+    pub items: BTreeMap<String, Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubname: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One file of a version.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Item {
+    #[serde(default)]
+    pub ftype: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_rootxz_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_squashfs_sha256: Option<String>,
+    #[serde(
+        rename = "combined_disk-kvm-img_sha256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub combined_disk_kvm_img_sha256: Option<String>,
+    #[serde(
+        rename = "combined_disk1-img_sha256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub combined_disk1_img_sha256: Option<String>,
+    #[serde(
+        rename = "combined_uefi1-img_sha256",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub combined_uefi1_img_sha256: Option<String>,
+    /// Incus: the type of a unified (`incus_combined.tar.gz`) image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_type: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// The clients of a simplestreams tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Client {
+    /// LXD (5.0.2 Debian build and newer): `lxd.*` metadata items.
+    Lxd,
+    /// Incus: `incus.*` metadata items.
+    Incus,
+}
+
+impl Client {
+    pub const ALL: [Client; 2] = [Client::Lxd, Client::Incus];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Lxd => "LXD",
+            Client::Incus => "Incus",
+        }
+    }
+    /// The unified and split metadata ftypes this client reads.
+    pub fn metadata_ftypes(self) -> (&'static str, &'static str) {
+        match self {
+            Client::Lxd => ("lxd_combined.tar.gz", "lxd.tar.xz"),
+            Client::Incus => ("incus_combined.tar.gz", "incus.tar.xz"),
+        }
+    }
+    /// The architecture names this client's oldest supported build knows.
+    pub fn arch_rules(self) -> ArchRules {
+        match self {
+            Client::Lxd => verdict::LXD_5_0.arch,
+            Client::Incus => verdict::INCUS_6_0.arch,
+        }
+    }
+}
+
+/// What a split image's rootfs is published as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootFtype {
+    Squashfs,
+    RootTarXz,
+    DiskKvmImg,
+    Disk1Img,
+    Uefi1Img,
+}
+
+impl RootFtype {
+    pub const ALL: [RootFtype; 5] = [
+        RootFtype::Squashfs,
+        RootFtype::RootTarXz,
+        RootFtype::DiskKvmImg,
+        RootFtype::Disk1Img,
+        RootFtype::Uefi1Img,
+    ];
+    pub fn ftype(self) -> &'static str {
+        match self {
+            RootFtype::Squashfs => "squashfs",
+            RootFtype::RootTarXz => "root.tar.xz",
+            RootFtype::DiskKvmImg => "disk-kvm.img",
+            RootFtype::Disk1Img => "disk1.img",
+            RootFtype::Uefi1Img => "uefi1.img",
+        }
+    }
+    pub fn from_ftype(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.ftype() == s)
+    }
+    pub fn image_type(self) -> ImageType {
+        match self {
+            RootFtype::Squashfs | RootFtype::RootTarXz => ImageType::Container,
+            _ => ImageType::VirtualMachine,
+        }
+    }
+    /// The root ftype for a split rootfs: a VM disk, a squashfs, or any tarball (LXD detects
+    /// the real compression after download; the ftype is a label).
+    pub fn for_rootfs(image_type: ImageType, squashfs: bool) -> Self {
+        match (image_type, squashfs) {
+            (ImageType::VirtualMachine, _) => RootFtype::DiskKvmImg,
+            (_, true) => RootFtype::Squashfs,
+            _ => RootFtype::RootTarXz,
+        }
+    }
+    /// The metadata item's combined field a client reads for this root (in order of preference).
+    pub fn combined(self, item: &Item) -> Option<&str> {
+        match self {
+            RootFtype::Squashfs => item.combined_squashfs_sha256.as_deref(),
+            RootFtype::RootTarXz => item
+                .combined_rootxz_sha256
+                .as_deref()
+                .or(item.combined_sha256.as_deref()),
+            RootFtype::DiskKvmImg => item.combined_disk_kvm_img_sha256.as_deref(),
+            RootFtype::Disk1Img => item.combined_disk1_img_sha256.as_deref(),
+            RootFtype::Uefi1Img => item.combined_uefi1_img_sha256.as_deref(),
+        }
+    }
+    fn set_combined(self, item: &mut Item, fp: &str) {
+        let v = Some(fp.to_string());
+        match self {
+            RootFtype::Squashfs => item.combined_squashfs_sha256 = v,
+            RootFtype::RootTarXz => {
+                item.combined_rootxz_sha256 = v.clone();
+                item.combined_sha256 = v;
+            }
+            RootFtype::DiskKvmImg => item.combined_disk_kvm_img_sha256 = v,
+            RootFtype::Disk1Img => item.combined_disk1_img_sha256 = v,
+            RootFtype::Uefi1Img => item.combined_uefi1_img_sha256 = v,
+        }
+    }
+}
+
+/// One file of an image to publish, as the shell stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    /// Path relative to the tree's root (the base URL), e.g. `images/<sha256>.squashfs`.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The files of an image to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishedFiles {
+    Unified(PublishedFile),
+    Split {
+        metadata: PublishedFile,
+        rootfs: PublishedFile,
+        root: RootFtype,
+    },
+}
+
+/// The items of one image, both families. Returns the items keyed by ftype, and the clients that
+/// cannot see the image this way (a unified VM: LXD takes every `lxd_combined.tar.gz` as a
+/// container, so no LXD item is written for it).
+pub fn items_for(
+    fingerprint: &str,
+    image_type: ImageType,
+    files: &PublishedFiles,
+) -> (BTreeMap<String, Item>, Vec<Client>) {
+    let mut items = BTreeMap::new();
+    let mut unseen = Vec::new();
+    let file_item = |ftype: &str, f: &PublishedFile| Item {
+        ftype: ftype.into(),
+        path: f.path.clone(),
+        sha256: f.sha256.clone(),
+        size: f.size,
+        ..Item::default()
+    };
+    match files {
+        PublishedFiles::Unified(f) => {
+            for client in Client::ALL {
+                let (ftype, _) = client.metadata_ftypes();
+                let mut item = file_item(ftype, f);
+                match client {
+                    Client::Lxd if image_type == ImageType::VirtualMachine => {
+                        unseen.push(client);
+                        continue;
+                    }
+                    Client::Lxd => {}
+                    Client::Incus => item.combined_type = Some(image_type.as_str().into()),
+                }
+                items.insert(ftype.to_string(), item);
+            }
+        }
+        PublishedFiles::Split {
+            metadata,
+            rootfs,
+            root,
+        } => {
+            for client in Client::ALL {
+                let (_, ftype) = client.metadata_ftypes();
+                let mut item = file_item(ftype, metadata);
+                root.set_combined(&mut item, fingerprint);
+                items.insert(ftype.to_string(), item);
+            }
+            items.insert(root.ftype().into(), file_item(root.ftype(), rootfs));
+        }
+    }
+    (items, unseen)
+}
+
+/// `YYYYMMDD_hhmm` (UTC) of a Unix time, or `None` outside the years 1000..9999 (a version name
+/// must start with eight digits).
+pub fn version_name(unix: i64) -> Option<String> {
+    if !(-30_610_224_000..=253_402_300_799).contains(&unix) {
+        return None;
+    }
+    let (y, mo, d, h, mi) = civil(unix);
+    Some(format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}"))
+}
+
+/// `YYYY-MM-DD` (UTC), as `support_eol` is written.
+pub fn date_name(unix: i64) -> Option<String> {
+    version_name(unix).map(|v| format!("{}-{}-{}", &v[0..4], &v[4..6], &v[6..8]))
+}
+
+/// Unix time → (year, month, day, hour, minute), proleptic Gregorian, UTC.
+fn civil(unix: i64) -> (i64, u32, u32, u32, u32) {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's days_from_civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, (secs / 3600) as u32, ((secs % 3600) / 60) as u32)
+}
+
+/// Whether a version name is one the client lists (the first 8 characters a `YYYYMMDD` date).
+pub fn version_listed(name: &str) -> bool {
+    let Some(date) = name.get(..8) else {
+        return false;
+    };
+    if !date.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (m, d): (u32, u32) = (
+        date[4..6].parse().unwrap_or(0),
+        date[6..8].parse().unwrap_or(0),
+    );
+    let y: i64 = date[..4].parse().unwrap_or(0);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+/// The product fields an image's metadata proposes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProductFields {
+    pub arch: String,
+    pub os: String,
+    pub release: String,
+    pub variant: String,
+    pub release_title: Option<String>,
+    pub release_codename: Option<String>,
+    pub version: Option<String>,
+    pub support_eol: Option<String>,
+    pub requirements: BTreeMap<String, String>,
+}
+
+impl ProductFields {
+    /// From an image's metadata: `os`, `release`, `variant` (default `default`), `release_title`,
+    /// `release_codename`, `version` properties, `support_eol` from the expiry date, and
+    /// `requirements` from `requirements.*` properties. `arch` is the name the product is
+    /// published under: the `architecture` property (as the public images and
+    /// `incus-simplestreams` do) when every client knows it as the same architecture, so
+    /// `ubuntu/24.04/amd64` stays `amd64`; else the canonical name.
+    pub fn from_metadata(
+        canonical_arch: &str,
+        written_arch: &str,
+        properties: &BTreeMap<String, String>,
+        expiry_date: i64,
+    ) -> Self {
+        let prop = |k: &str| properties.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let _ = written_arch;
+        let arch = properties
+            .get("architecture")
+            .map(String::as_str)
+            .filter(|a| arch_known_as(a, canonical_arch))
+            .unwrap_or(canonical_arch)
+            .to_string();
+        let requirements = properties
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("requirements.")?.to_string(), v.clone())))
+            .filter(|(k, _)| !k.is_empty())
+            .collect();
+        ProductFields {
+            arch,
+            os: prop("os").unwrap_or_else(|| "unknown".into()),
+            release: prop("release").unwrap_or_else(|| "unknown".into()),
+            variant: prop("variant").unwrap_or_else(|| "default".into()),
+            release_title: prop("release_title"),
+            release_codename: prop("release_codename"),
+            version: prop("version"),
+            support_eol: (expiry_date > 0).then(|| date_name(expiry_date)).flatten(),
+            requirements,
+        }
+    }
+
+    /// The conventional product name `<os>:<release>:<variant>:<arch>` (no `:`, `,` or blanks
+    /// inside a part).
+    pub fn product_name(&self) -> String {
+        [&self.os, &self.release, &self.variant, &self.arch]
+            .map(|s| clean_part(s))
+            .join(":")
+    }
+
+    /// The default aliases: `<os>/<release>/<variant>`, and `<os>/<release>` for the `default`
+    /// variant (the public image servers' convention), the OS lowercased.
+    pub fn default_aliases(&self) -> Vec<String> {
+        let os = clean_part(&self.os.to_lowercase());
+        let release = clean_part(&self.release);
+        let mut v = Vec::new();
+        if self.variant == "default" {
+            v.push(format!("{os}/{release}"));
+        }
+        v.push(format!("{os}/{release}/{}", clean_part(&self.variant)));
+        v
+    }
+}
+
+fn clean_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == ':' || c == ',' || c == '/' || c.is_whitespace() || c.is_control() {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Whether every client knows `name` as the architecture `canonical`.
+fn arch_known_as(name: &str, canonical: &str) -> bool {
+    Client::ALL
+        .iter()
+        .all(|c| arch::lookup(c.arch_rules(), name).map(|(_, n)| n) == Some(canonical))
+}
+
+/// Why an alias cannot be published: clients split `aliases` on `,` without trimming, and an
+/// alias with blanks or a `/`-less … is still fine; only `,`, blanks and control characters break.
+pub fn alias_problem(alias: &str) -> Option<String> {
+    if alias.is_empty() {
+        return Some("an alias cannot be empty".into());
+    }
+    if alias.len() > 255 {
+        return Some(format!("alias of {} bytes (255 at most)", alias.len()));
+    }
+    if let Some(c) = alias
+        .chars()
+        .find(|c| *c == ',' || c.is_whitespace() || c.is_control())
+    {
+        return Some(format!(
+            "alias {:?} contains {:?}: clients split aliases on ',' without trimming",
+            alias, c
+        ));
+    }
+    None
+}
+
+/// Merges aliases into a product's comma-separated list, keeping the order and dropping
+/// duplicates.
+pub fn merge_aliases(existing: Option<&str>, add: &[String]) -> Option<String> {
+    let mut all: Vec<String> = existing
+        .unwrap_or("")
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    for a in add {
+        if !all.contains(a) {
+            all.push(a.clone());
+        }
+    }
+    (!all.is_empty()).then(|| all.join(","))
+}
+
+/// Adds an image's items to `products` under `product`/`version`, filling the product's fields on
+/// first use. Items whose key is taken by another image's file in the same version get a key
+/// suffixed with the short fingerprint (clients only iterate the values). Returns whether
+/// anything changed (false: the image is already there).
+pub fn add_items(
+    products: &mut Products,
+    product: &str,
+    fields: &ProductFields,
+    aliases: &[String],
+    version: &str,
+    label: &str,
+    fingerprint: &str,
+    items: BTreeMap<String, Item>,
+) -> bool {
+    let p = products
+        .products
+        .entry(product.to_string())
+        .or_insert_with(|| Product {
+            arch: fields.arch.clone(),
+            os: fields.os.clone(),
+            release: fields.release.clone(),
+            release_title: Some(fields.release_title.clone().unwrap_or(fields.release.clone())),
+            release_codename: fields.release_codename.clone(),
+            variant: Some(fields.variant.clone()),
+            version: fields.version.clone(),
+            support_eol: fields.support_eol.clone(),
+            ..Product::default()
+        });
+    let mut changed = false;
+    let merged = merge_aliases(p.aliases.as_deref(), aliases);
+    if merged != p.aliases {
+        p.aliases = merged;
+        changed = true;
+    }
+    if !fields.requirements.is_empty() {
+        // LXD 5.0 reads `lxd_requirements`, Incus and newer LXD `requirements`.
+        let r = Some(fields.requirements.clone());
+        if p.requirements != r || p.lxd_requirements != r {
+            p.requirements = r.clone();
+            p.lxd_requirements = r;
+            changed = true;
+        }
+    }
+    if fields.support_eol.is_some() && p.support_eol != fields.support_eol {
+        p.support_eol = fields.support_eol.clone();
+        changed = true;
+    }
+    let v = p.versions.entry(version.to_string()).or_insert_with(|| {
+        changed = true;
+        Version {
+            label: Some(label.to_string()),
+            ..Version::default()
+        }
+    });
+    let short = &fingerprint[..fingerprint.len().min(12)];
+    for (key, item) in items {
+        if v.items.values().any(|i| *i == item) {
+            continue;
+        }
+        let key = if v.items.contains_key(&key) {
+            format!("{key}-{short}")
+        } else {
+            key
+        };
+        v.items.insert(key, item);
+        changed = true;
+    }
+    changed
+}
+
+/// The index for a products file: one `images` entry listing every product.
+pub fn index_for(products: &Products, updated: Option<String>) -> Index {
+    let mut index = BTreeMap::new();
+    index.insert(
+        "images".to_string(),
+        IndexEntry {
+            datatype: "image-downloads".into(),
+            path: PRODUCTS_PATH.into(),
+            format: "products:1.0".into(),
+            updated,
+            products: products.products.keys().cloned().collect(),
+            extra: BTreeMap::new(),
+        },
+    );
+    Index {
+        format: "index:1.0".into(),
+        index,
+        extra: BTreeMap::new(),
+    }
+}
+
+/// An image a server (the edge worker) publishes, as its index stores it.
+#[derive(Deserialize, Debug, Clone)]
+pub struct ServedImage {
+    pub fingerprint: String,
+    /// `container` or `virtual-machine`.
+    #[serde(rename = "type")]
+    pub image_type: String,
+    /// Canonical architecture.
+    pub architecture: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub creation_date: i64,
+    #[serde(default)]
+    pub expiry_date: i64,
+    /// The version date when the creation date cannot name one (upload time).
+    #[serde(default)]
+    pub fallback_date: i64,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub files: Vec<ServedFile>,
+}
+
+/// One file of a [`ServedImage`].
+#[derive(Deserialize, Debug, Clone)]
+pub struct ServedFile {
+    /// `unified`, `metadata` or `rootfs`.
+    pub role: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The core's compression name (`squashfs`, `qcow2`, `xz`, …).
+    #[serde(default)]
+    pub compression: String,
+}
+
+/// The products file of a server that publishes each image as its own product
+/// (`<os>:<release>:<variant>:<arch>:<short fingerprint>`, one version, the image's own aliases).
+/// Images whose files are incomplete are left out.
+pub fn products_for_server(images: &[ServedImage]) -> Products {
+    let mut products = Products::default();
+    for img in images {
+        let t = if img.image_type == "virtual-machine" { ImageType::VirtualMachine } else { ImageType::Container };
+        let file = |role: &str| {
+            img.files.iter().find(|f| f.role == role).map(|f| PublishedFile { path: f.path.clone(), sha256: f.sha256.clone(), size: f.size })
+        };
+        let files = match (file("unified"), file("metadata"), file("rootfs")) {
+            (Some(u), _, _) => PublishedFiles::Unified(u),
+            (None, Some(metadata), Some(rootfs)) => {
+                let squashfs = img.files.iter().any(|f| f.role == "rootfs" && f.compression == "squashfs");
+                PublishedFiles::Split { metadata, rootfs, root: RootFtype::for_rootfs(t, squashfs) }
+            }
+            _ => continue,
+        };
+        let fields = ProductFields::from_metadata(&img.architecture, &img.architecture, &img.properties, img.expiry_date);
+        let created = if img.creation_date > 0 { img.creation_date } else { img.fallback_date };
+        let Some(version) = version_name(created).or_else(|| version_name(img.fallback_date)) else {
+            continue;
+        };
+        let short = &img.fingerprint[..img.fingerprint.len().min(12)];
+        let name = format!("{}:{short}", fields.product_name());
+        let label = img.properties.get("label").filter(|l| !l.is_empty()).map_or("lxdimg", String::as_str);
+        let aliases: Vec<String> = img.aliases.iter().filter(|a| alias_problem(a).is_none()).cloned().collect();
+        let (items, _) = items_for(&img.fingerprint, t, &files);
+        add_items(&mut products, &name, &fields, &aliases, &version, label, &img.fingerprint, items);
+    }
+    products
+}
+
+/// An image as a client lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeenImage {
+    pub client: Client,
+    pub product: String,
+    pub version: String,
+    /// The fingerprint the client records (a combined field, or the unified item's sha256).
+    pub fingerprint: String,
+    #[serde(rename = "type")]
+    pub image_type: ImageType,
+    /// Canonical architecture.
+    pub architecture: String,
+    pub aliases: Vec<String>,
+    /// Item keys: the metadata (or unified) item, then the root item of a split image.
+    pub metadata_item: String,
+    pub root_item: Option<String>,
+    /// Size shown: metadata + root.
+    pub size: u64,
+}
+
+/// The images a client makes of a products file, in the order of the products and versions
+/// (LXD 5.0.2 `products.go` `ToLXD`, Incus alike for its own ftypes).
+pub fn client_view(products: &Products, client: Client) -> Vec<SeenImage> {
+    let (unified_ftype, split_ftype) = client.metadata_ftypes();
+    let mut out = Vec::new();
+    for (pname, p) in &products.products {
+        let Some((_, architecture)) = arch::lookup(client.arch_rules(), &p.arch) else {
+            continue;
+        };
+        let aliases: Vec<String> = p
+            .aliases
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        for (vname, v) in &p.versions {
+            if !version_listed(vname) {
+                continue;
+            }
+            for (mkey, m) in &v.items {
+                if m.path.is_empty() {
+                    continue;
+                }
+                let seen = |fingerprint: &str, t: ImageType, root: Option<(&String, &Item)>| SeenImage {
+                    client,
+                    product: pname.clone(),
+                    version: vname.clone(),
+                    fingerprint: fingerprint.to_string(),
+                    image_type: t,
+                    architecture: architecture.to_string(),
+                    aliases: aliases.clone(),
+                    metadata_item: mkey.clone(),
+                    root_item: root.map(|r| r.0.clone()),
+                    size: m.size + root.map_or(0, |r| r.1.size),
+                };
+                if m.ftype == unified_ftype {
+                    let t = match (client, m.combined_type.as_deref()) {
+                        (Client::Incus, Some("virtual-machine")) => ImageType::VirtualMachine,
+                        _ => ImageType::Container,
+                    };
+                    out.push(seen(&m.sha256, t, None));
+                } else if m.ftype == split_ftype {
+                    for (rkey, r) in &v.items {
+                        let Some(root) = RootFtype::from_ftype(&r.ftype) else {
+                            continue;
+                        };
+                        if let Some(fp) = root.combined(m) {
+                            out.push(seen(fp, root.image_type(), Some((rkey, r))));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A problem with a tree, and the product/version/item it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub item: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut place = Vec::new();
+        if let Some(p) = &self.product {
+            place.push(format!("product {p}"));
+        }
+        if let Some(v) = &self.version {
+            place.push(format!("version {v}"));
+        }
+        if let Some(i) = &self.item {
+            place.push(format!("item {i}"));
+        }
+        if place.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", place.join(", "), self.message)
+        }
+    }
+}
+
+/// Whether `s` is 64 lowercase hex digits (what clients require of hashes and fingerprints).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Why a path cannot be fetched by a client: paths are joined onto the base URL's path.
+pub fn path_problem(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return Some("no path".into());
+    }
+    if path.contains("://") {
+        return Some(format!("path {path:?} is a URL: clients join paths onto the remote's URL, so it is never fetched"));
+    }
+    if path.starts_with('/') {
+        return Some(format!("path {path:?} starts with '/': clients join it onto the remote's URL path anyway (not absolute)"));
+    }
+    if path.split('/').any(|c| c == ".." || c == ".") {
+        return Some(format!("path {path:?} has '.' or '..' components"));
+    }
+    None
+}
+
+/// Checks a tree's JSON against what LXD's and Incus's clients need (facts §6), without reading
+/// any image file. `clients` are the clients the tree must serve: an image one of them does not
+/// see is a problem.
+pub fn check(listed: &[String], products: &Products, clients: &[Client]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut problem = |product: Option<&str>, version: Option<&str>, item: Option<&str>, message: String| {
+        out.push(Problem {
+            product: product.map(str::to_string),
+            version: version.map(str::to_string),
+            item: item.map(str::to_string),
+            message,
+        })
+    };
+    // The index: clients read only the products it lists.
+    let listed: std::collections::BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+    if listed.is_empty() && !products.products.is_empty() {
+        problem(None, None, None, format!("{INDEX_PATH} has no entry with datatype \"image-downloads\" and a non-empty products list: clients see no images"));
+    }
+    for name in products.products.keys() {
+        if !listed.is_empty() && !listed.contains(name.as_str()) {
+            problem(Some(name), None, None, format!("not listed in {INDEX_PATH}"));
+        }
+    }
+    for name in &listed {
+        if !products.products.contains_key(*name) {
+            problem(Some(name), None, None, format!("listed in {INDEX_PATH} but absent from its products file"));
+        }
+    }
+    // Products, versions, items.
+    for (pname, p) in &products.products {
+        let pn = Some(pname.as_str());
+        for client in clients {
+            if arch::lookup(client.arch_rules(), &p.arch).is_none() {
+                problem(pn, None, None, format!("{} clients do not know the architecture {:?} and skip the product", client.name(), p.arch));
+            }
+        }
+        for alias in p.aliases.as_deref().unwrap_or("").split(',') {
+            if alias.is_empty() {
+                continue;
+            }
+            if let Some(m) = alias_problem(alias) {
+                problem(pn, None, None, m);
+            }
+        }
+        if let Some(eol) = &p.support_eol {
+            let ok = eol.len() == 10 && version_listed(&eol.replace('-', "")) && eol.as_bytes()[4] == b'-' && eol.as_bytes()[7] == b'-';
+            if !ok {
+                problem(pn, None, None, format!("support_eol {eol:?} is not YYYY-MM-DD"));
+            }
+        }
+        if p.versions.is_empty() {
+            problem(pn, None, None, "no versions".into());
+        }
+        for (vname, v) in &p.versions {
+            let vn = Some(vname.as_str());
+            if !version_listed(vname) {
+                problem(pn, vn, None, "the version name does not start with a YYYYMMDD date: clients skip the version".into());
+            } else if !is_full_version_name(vname) {
+                problem(pn, vn, None, "the version name is not YYYYMMDD_hhmm: LXD ≥ 6 falls back to its first 8 characters, so versions of the same day sort as text".into());
+            }
+            for (key, item) in &v.items {
+                let k = Some(key.as_str());
+                if let Some(m) = path_problem(&item.path) {
+                    problem(pn, vn, k, m);
+                }
+                if !is_sha256_hex(&item.sha256) {
+                    problem(pn, vn, k, format!("sha256 {:?} is not 64 lowercase hex digits: every download would fail its hash check", item.sha256));
+                }
+                if item.size == 0 {
+                    problem(pn, vn, k, "size is 0 or missing (newer LXD caps each download at the item's size)".into());
+                }
+                for (field, value) in combined_fields(item) {
+                    if !is_sha256_hex(value) {
+                        problem(pn, vn, k, format!("{field} {value:?} is not 64 lowercase hex digits (clients refuse such fingerprints)"));
+                    }
+                }
+                if item.ftype == "incus_combined.tar.gz" {
+                    if let Some(t) = &item.combined_type {
+                        if t != "container" && t != "virtual-machine" {
+                            problem(pn, vn, k, format!("combined_type {t:?} is neither container nor virtual-machine"));
+                        }
+                    }
+                }
+                let split_meta = item.ftype == "lxd.tar.xz" || item.ftype == "incus.tar.xz";
+                if split_meta {
+                    let roots: Vec<RootFtype> = v.items.values().filter_map(|r| RootFtype::from_ftype(&r.ftype)).collect();
+                    if roots.is_empty() {
+                        problem(pn, vn, k, "a metadata item with no root item (squashfs, root.tar.xz, disk-kvm.img…) in its version: no image".into());
+                    } else if roots.iter().all(|r| r.combined(item).is_none()) {
+                        problem(pn, vn, k, "no combined_* field for any root item of its version: clients make no image of it".into());
+                    }
+                }
+            }
+        }
+    }
+    // Visibility per client: every image some client sees must be seen by every client served.
+    let views: Vec<(Client, Vec<SeenImage>)> = Client::ALL.iter().map(|c| (*c, client_view(products, *c))).collect();
+    let mut all: BTreeMap<(String, String, String), Vec<Client>> = BTreeMap::new();
+    for (c, seen) in &views {
+        for s in seen {
+            all.entry((s.product.clone(), s.version.clone(), s.fingerprint.clone())).or_default().push(*c);
+        }
+    }
+    for ((pname, vname, fp), seen_by) in &all {
+        for c in clients {
+            if !seen_by.contains(c) {
+                problem(Some(pname), Some(vname), None, format!("{} clients do not see image {fp} (no {} item for it)", c.name(), match c { Client::Lxd => "lxd.tar.xz/lxd_combined.tar.gz", Client::Incus => "incus.tar.xz/incus_combined.tar.gz" }));
+            }
+        }
+    }
+    // The same alias on two products of one architecture: the first in sort order wins.
+    for c in clients {
+        let mut owner: BTreeMap<(String, String, String), String> = BTreeMap::new();
+        for (_, seen) in views.iter().filter(|(vc, _)| vc == c) {
+            for s in seen {
+                for a in &s.aliases {
+                    let key = (a.clone(), s.architecture.clone(), s.image_type.as_str().to_string());
+                    match owner.get(&key) {
+                        Some(other) if *other != s.product => problem(Some(&s.product), None, None, format!("alias {a:?} ({}, {}) is also on product {other}: {} clients resolve it to only one of them", s.architecture, s.image_type.as_str(), c.name())),
+                        Some(_) => {}
+                        None => {
+                            owner.insert(key, s.product.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.product, &a.version, &a.item).cmp(&(&b.product, &b.version, &b.item)));
+    out.dedup();
+    out
+}
+
+/// `YYYYMMDD_hhmm` exactly, with a valid date and time.
+pub fn is_full_version_name(v: &str) -> bool {
+    let b = v.as_bytes();
+    v.len() == 13
+        && version_listed(v)
+        && b[8] == b'_'
+        && b[9..].iter().all(u8::is_ascii_digit)
+        && v[9..11].parse::<u32>().is_ok_and(|h| h < 24)
+        && v[11..13].parse::<u32>().is_ok_and(|m| m < 60)
+}
+
+/// The combined fields an item carries, with their JSON names.
+pub fn combined_fields(item: &Item) -> Vec<(&'static str, &str)> {
+    [
+        ("combined_sha256", &item.combined_sha256),
+        ("combined_rootxz_sha256", &item.combined_rootxz_sha256),
+        ("combined_squashfs_sha256", &item.combined_squashfs_sha256),
+        ("combined_disk-kvm-img_sha256", &item.combined_disk_kvm_img_sha256),
+        ("combined_disk1-img_sha256", &item.combined_disk1_img_sha256),
+        ("combined_uefi1-img_sha256", &item.combined_uefi1_img_sha256),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(path: &str, c: char, size: u64) -> PublishedFile {
+        PublishedFile {
+            path: path.into(),
+            sha256: c.to_string().repeat(64),
+            size,
+        }
+    }
+
+    #[test]
+    fn version_names() {
+        assert_eq!(version_name(1_704_067_200).as_deref(), Some("20240101_0000"));
+        assert_eq!(version_name(1_704_067_200 + 3600 * 13 + 60 * 7).as_deref(), Some("20240101_1307"));
+        assert_eq!(version_name(253_402_300_799).as_deref(), Some("99991231_2359"));
+        assert_eq!(version_name(253_402_300_800), None);
+        assert_eq!(version_name(951_782_400).as_deref(), Some("20000229_0000"));
+        assert_eq!(date_name(0).as_deref(), Some("1970-01-01"));
+        assert!(version_listed("20240101_0000"));
+        assert!(version_listed("20240229"));
+        assert!(!version_listed("20230229"));
+        assert!(!version_listed("2024-01-01"));
+        assert!(!version_listed("2024010"));
+        assert!(is_full_version_name("20240101_2359"));
+        assert!(!is_full_version_name("20240101_2400"));
+        assert!(!is_full_version_name("202401011200"));
+    }
+
+    #[test]
+    fn split_items_both_families() {
+        let files = PublishedFiles::Split {
+            metadata: f("images/m.tar.xz", 'a', 10),
+            rootfs: f("images/r.squashfs", 'b', 20),
+            root: RootFtype::Squashfs,
+        };
+        let fp = "c".repeat(64);
+        let (items, unseen) = items_for(&fp, ImageType::Container, &files);
+        assert!(unseen.is_empty());
+        assert_eq!(items.keys().collect::<Vec<_>>(), ["incus.tar.xz", "lxd.tar.xz", "squashfs"]);
+        assert_eq!(items["lxd.tar.xz"].combined_squashfs_sha256.as_deref(), Some(fp.as_str()));
+        let mut p = Products::default();
+        let fields = ProductFields {
+            arch: "amd64".into(),
+            os: "Debian".into(),
+            release: "12".into(),
+            variant: "default".into(),
+            ..ProductFields::default()
+        };
+        assert!(add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", &fp, items.clone()));
+        assert!(!add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", &fp, items));
+        for c in Client::ALL {
+            let seen = client_view(&p, c);
+            assert_eq!(seen.len(), 1, "{c:?}");
+            assert_eq!(seen[0].fingerprint, fp);
+            assert_eq!(seen[0].architecture, "x86_64");
+            assert_eq!(seen[0].aliases, ["debian/12", "debian/12/default"]);
+            assert_eq!(seen[0].size, 30);
+        }
+        let idx = index_for(&p, None);
+        assert_eq!(check(&idx.index["images"].products, &p, &Client::ALL), vec![]);
+    }
+
+    #[test]
+    fn unified_vm_is_incus_only() {
+        let fp = "d".repeat(64);
+        let files = PublishedFiles::Unified(PublishedFile { path: "images/u.tar.gz".into(), sha256: fp.clone(), size: 5 });
+        let (items, unseen) = items_for(&fp, ImageType::VirtualMachine, &files);
+        assert_eq!(unseen, [Client::Lxd]);
+        assert_eq!(items["incus_combined.tar.gz"].combined_type.as_deref(), Some("virtual-machine"));
+        let mut p = Products::default();
+        let fields = ProductFields { arch: "x86_64".into(), os: "t".into(), release: "1".into(), variant: "default".into(), ..Default::default() };
+        add_items(&mut p, "t:1:default:x86_64", &fields, &[], "20240101_0000", "l", &fp, items);
+        assert!(client_view(&p, Client::Lxd).is_empty());
+        assert_eq!(client_view(&p, Client::Incus)[0].image_type, ImageType::VirtualMachine);
+        let problems = check(&index_for(&p, None).index["images"].products, &p, &Client::ALL);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("LXD clients do not see"), "{}", problems[0]);
+        assert!(check(&index_for(&p, None).index["images"].products, &p, &[Client::Incus]).is_empty());
+    }
+
+    #[test]
+    fn check_finds_what_clients_trip_on() {
+        let mut p = Products::default();
+        let mut v = Version::default();
+        v.items.insert("lxd.tar.xz".into(), Item { ftype: "lxd.tar.xz".into(), path: "/abs/m".into(), sha256: "A".repeat(64), size: 1, combined_squashfs_sha256: Some("x".into()), ..Default::default() });
+        v.items.insert("squashfs".into(), Item { ftype: "squashfs".into(), path: "r".into(), sha256: "b".repeat(64), size: 0, ..Default::default() });
+        p.products.insert("p".into(), Product { arch: "amd64v3".into(), aliases: Some("a, b".into()), versions: [("2024-01-01".to_string(), v)].into(), ..Default::default() });
+        let msgs: Vec<String> = check(&index_for(&p, None).index["images"].products, &p, &[Client::Lxd]).iter().map(|x| x.to_string()).collect();
+        let has = |s: &str| msgs.iter().any(|m| m.contains(s));
+        assert!(has("do not know the architecture \"amd64v3\""), "{msgs:#?}");
+        assert!(has("contains ' '"), "{msgs:#?}");
+        assert!(has("does not start with a YYYYMMDD"), "{msgs:#?}");
+        assert!(has("starts with '/'"), "{msgs:#?}");
+        assert!(has("is not 64 lowercase hex"), "{msgs:#?}");
+        assert!(has("size is 0"), "{msgs:#?}");
+    }
+
+    #[test]
+    fn product_fields_from_metadata() {
+        let props: BTreeMap<String, String> = [
+            ("os", "Debian"), ("release", "bookworm"), ("architecture", "amd64"),
+            ("requirements.secureboot", "false"), ("variant", "cloud"),
+        ].into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let f = ProductFields::from_metadata("x86_64", "x86_64", &props, 1_893_456_000);
+        assert_eq!(f.arch, "amd64");
+        assert_eq!(f.product_name(), "Debian:bookworm:cloud:amd64");
+        assert_eq!(f.default_aliases(), ["debian/bookworm/cloud"]);
+        assert_eq!(f.support_eol.as_deref(), Some("2030-01-01"));
+        assert_eq!(f.requirements["secureboot"], "false");
+        // Without the property, the canonical name.
+        let g = ProductFields::from_metadata("x86_64", "amd64", &BTreeMap::new(), 0);
+        assert_eq!(g.arch, "x86_64");
+    }
+
+    #[test]
+    fn json_roundtrip_keeps_unknown_fields() {
+        let text = r#"{"content_id":"images","datatype":"image-downloads","format":"products:1.0","products":{"p":{"arch":"amd64","os":"o","release":"r","x-custom":1,"versions":{"20240101_0000":{"items":{"k":{"ftype":"squashfs","path":"a","sha256":"b","size":1,"md5":"m"}}}}}}}"#;
+        let p: Products = serde_json::from_str(text).unwrap();
+        let back = serde_json::to_value(&p).unwrap();
+        assert_eq!(back["products"]["p"]["x-custom"], 1);
+        assert_eq!(back["products"]["p"]["versions"]["20240101_0000"]["items"]["k"]["md5"], "m");
+    }
+}
