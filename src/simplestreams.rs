@@ -549,7 +549,6 @@ pub fn add_items(
     aliases: &[String],
     version: &str,
     label: &str,
-    fingerprint: &str,
     items: BTreeMap<String, Item>,
 ) -> bool {
     let p = products
@@ -592,20 +591,66 @@ pub fn add_items(
             ..Version::default()
         }
     });
-    let short = &fingerprint[..fingerprint.len().min(12)];
     for (key, item) in items {
         if v.items.values().any(|i| *i == item) {
             continue;
         }
-        let key = if v.items.contains_key(&key) {
-            format!("{key}-{short}")
-        } else {
-            key
-        };
-        v.items.insert(key, item);
         changed = true;
+        // The same metadata file for another root (a container and a VM built together): one
+        // item with both combined fields, as the public image servers publish it.
+        if let Some(same) = v.items.values_mut().find(|i| i.ftype == item.ftype && i.path == item.path && i.sha256 == item.sha256) {
+            for (field, value) in combined_fields(&item) {
+                set_combined_field(same, field, value);
+            }
+            continue;
+        }
+        // Keys are free-form (clients iterate the values): when two images' items would share
+        // one, both are named after their image, so the result does not depend on the order of adds.
+        if let Some(existing) = v.items.remove(&key) {
+            v.items.insert(format!("{key}-{}", short_owner(&existing)), existing);
+        }
+        let taken = v.items.keys().any(|k| k.starts_with(&format!("{key}-")));
+        let key = if taken { format!("{key}-{}", short_owner(&item)) } else { key };
+        v.items.insert(key, item);
     }
     changed
+}
+
+/// The image an item belongs to, shortened: its combined fingerprint, else its own hash.
+fn short_owner(item: &Item) -> String {
+    let fields = combined_fields(item);
+    let owner = fields.first().map_or(item.sha256.as_str(), |f| f.1);
+    owner.chars().take(12).collect()
+}
+
+fn set_combined_field(item: &mut Item, field: &str, value: &str) {
+    let v = Some(value.to_string());
+    match field {
+        "combined_sha256" => item.combined_sha256 = v,
+        "combined_rootxz_sha256" => item.combined_rootxz_sha256 = v,
+        "combined_squashfs_sha256" => item.combined_squashfs_sha256 = v,
+        "combined_disk-kvm-img_sha256" => item.combined_disk_kvm_img_sha256 = v,
+        "combined_disk1-img_sha256" => item.combined_disk1_img_sha256 = v,
+        "combined_uefi1-img_sha256" => item.combined_uefi1_img_sha256 = v,
+        _ => {}
+    }
+}
+
+/// Clears the combined fields that name one of `fps`; returns whether any is left.
+pub fn clear_combined(item: &mut Item, fps: &std::collections::BTreeSet<String>) -> bool {
+    for f in [
+        &mut item.combined_sha256,
+        &mut item.combined_rootxz_sha256,
+        &mut item.combined_squashfs_sha256,
+        &mut item.combined_disk_kvm_img_sha256,
+        &mut item.combined_disk1_img_sha256,
+        &mut item.combined_uefi1_img_sha256,
+    ] {
+        if f.as_ref().is_some_and(|v| fps.contains(v)) {
+            *f = None;
+        }
+    }
+    !combined_fields(item).is_empty()
 }
 
 /// The index for a products file: one `images` entry listing every product.
@@ -693,7 +738,7 @@ pub fn products_for_server(images: &[ServedImage]) -> Products {
         let label = img.properties.get("label").filter(|l| !l.is_empty()).map_or("lxdimg", String::as_str);
         let aliases: Vec<String> = img.aliases.iter().filter(|a| alias_problem(a).is_none()).cloned().collect();
         let (items, _) = items_for(&img.fingerprint, t, &files);
-        add_items(&mut products, &name, &fields, &aliases, &version, label, &img.fingerprint, items);
+        add_items(&mut products, &name, &fields, &aliases, &version, label, items);
     }
     products
 }
@@ -1037,8 +1082,8 @@ mod tests {
             variant: "default".into(),
             ..ProductFields::default()
         };
-        assert!(add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", &fp, items.clone()));
-        assert!(!add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", &fp, items));
+        assert!(add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", items.clone()));
+        assert!(!add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", items));
         for c in Client::ALL {
             let seen = client_view(&p, c);
             assert_eq!(seen.len(), 1, "{c:?}");
@@ -1060,7 +1105,7 @@ mod tests {
         assert_eq!(items["incus_combined.tar.gz"].combined_type.as_deref(), Some("virtual-machine"));
         let mut p = Products::default();
         let fields = ProductFields { arch: "x86_64".into(), os: "t".into(), release: "1".into(), variant: "default".into(), ..Default::default() };
-        add_items(&mut p, "t:1:default:x86_64", &fields, &[], "20240101_0000", "l", &fp, items);
+        add_items(&mut p, "t:1:default:x86_64", &fields, &[], "20240101_0000", "l", items);
         assert!(client_view(&p, Client::Lxd).is_empty());
         assert_eq!(client_view(&p, Client::Incus)[0].image_type, ImageType::VirtualMachine);
         let problems = check(&index_for(&p, None).index["images"].products, &p, &Client::ALL);

@@ -551,7 +551,7 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
         }
         (PublishedFiles::Split { .. }, None) => unreachable!("a split report has a rootfs"),
     }
-    let changed = ss::add_items(&mut products, &product, &fields, &aliases, &version, "lxdimg", &fingerprint, items);
+    let changed = ss::add_items(&mut products, &product, &fields, &aliases, &version, "lxdimg", items);
     if changed {
         tree.save(&products)?;
     }
@@ -608,23 +608,16 @@ pub fn remove(tree: &Tree, what: &str) -> io::Result<Vec<String>> {
 /// pairs with.
 fn drop_image_items(items: &mut BTreeMap<String, Item>, fps: &BTreeSet<String>) {
     let is_meta = |i: &Item| matches!(i.ftype.as_str(), "lxd.tar.xz" | "incus.tar.xz" | "lxd_combined.tar.gz" | "incus_combined.tar.gz");
-    let gone: Vec<String> = items
-        .iter()
-        .filter(|(_, i)| {
-            if i.ftype.ends_with("_combined.tar.gz") {
-                fps.contains(&i.sha256)
-            } else if is_meta(i) {
-                let c = ss::combined_fields(i);
-                !c.is_empty() && c.iter().all(|(_, v)| fps.contains(*v))
-            } else {
-                false
-            }
-        })
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in &gone {
-        items.remove(k);
-    }
+    items.retain(|_, i| {
+        if i.ftype.ends_with("_combined.tar.gz") {
+            !fps.contains(&i.sha256)
+        } else if is_meta(i) {
+            // A metadata file shared by a container and a VM keeps the other's field.
+            ss::combined_fields(i).is_empty() || ss::clear_combined(i, fps)
+        } else {
+            true
+        }
+    });
     let metas: Vec<Item> = items.values().filter(|i| is_meta(i)).cloned().collect();
     items.retain(|_, i| match RootFtype::from_ftype(&i.ftype) {
         Some(root) => metas.iter().any(|m| root.combined(m).is_some()),

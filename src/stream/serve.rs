@@ -25,7 +25,7 @@ pub fn serve(dir: &Path, listen: &str, tls: Option<(PathBuf, PathBuf)>) -> io::R
         let root = root.clone();
         let config = config.clone();
         std::thread::spawn(move || {
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
             let _ = match config {
                 Some(c) => match rustls::ServerConnection::new(c) {
                     Ok(conn) => {
@@ -83,7 +83,11 @@ fn handle(root: &Path, s: &mut dyn Conn) -> io::Result<()> {
         }
     }
     if head.len() > HEAD_MAX {
-        return respond(s, 431, b"request head too large\n", false);
+        respond(s, 431, b"request head too large\n", false)?;
+        // Read (a bounded amount of) what the client is still sending, so that closing does not
+        // reset the connection before it has read the answer.
+        let _ = io::copy(&mut (&mut *s).take(1 << 20), &mut io::sink());
+        return Ok(());
     }
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.lines().next().unwrap_or("").split(' ');
