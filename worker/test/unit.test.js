@@ -173,3 +173,15 @@ test("simplestreams version names and root ftypes", () => {
   assert.deepEqual(rootFtype({ type: "virtual-machine" }, { compression: "qcow2" }), ["disk-kvm.img", ["combined_disk-kvm-img_sha256"]]);
   assert.deepEqual(rootFtype({ type: "container" }, { compression: "xz" })[0], "root.tar.xz");
 });
+
+test("www/_headers (the static assets' security headers) is generated from www/csp.js", async () => {
+  const { readFileSync, writeFileSync } = await import("node:fs");
+  const { headersFile, CONTENT_SECURITY_POLICY } = await import("../../www/csp.js");
+  const file = path.join(ROOT, "www/_headers");
+  if (process.env.UPDATE_HEADERS) writeFileSync(file, headersFile());
+  assert.equal(readFileSync(file, "utf8"), headersFile(), "www/_headers is stale: run `UPDATE_HEADERS=1 make test-worker-unit` and commit it");
+  assert.match(readFileSync(file, "utf8"), /^\/\*\n  Content-Security-Policy: /m);
+  // No inline script or eval; WebAssembly only through 'wasm-unsafe-eval'.
+  assert.doesNotMatch(CONTENT_SECURITY_POLICY, /'unsafe-inline'|'unsafe-eval'|\*/);
+  assert.match(CONTENT_SECURITY_POLICY, /script-src 'self' 'wasm-unsafe-eval'/);
+});
