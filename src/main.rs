@@ -214,7 +214,7 @@ mod cli {
                     {
                         Some(r) => {
                             // The worker's report says why, in the same shape as `inspect --json`.
-                            println!("{}", shown(&r.report));
+                            println!("{}", json_text(&r.report));
                             eprintln!("Error: {}", shown(&r.error));
                             Ok(1)
                         }
@@ -358,6 +358,42 @@ mod cli {
             format!("{n}B")
         } else {
             format!("{v:.2}{}", units[u])
+        }
+    }
+
+    /// JSON text from a server (the worker's 422 report) for the terminal: control characters
+    /// other than JSON's own whitespace become `\u00XX`-style escapes. Inside a JSON string that is
+    /// the same value (and outside one a raw control character is not JSON anyway), so the text
+    /// stays the same JSON document, pretty layout included.
+    pub(crate) fn json_text(s: &str) -> std::borrow::Cow<'_, str> {
+        let bad = |c: char| !matches!(c, '\t' | '\n' | '\r') && lxdimg::controls::is_control(c);
+        if !s.contains(bad) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        let mut out = String::with_capacity(s.len() + 16);
+        for c in s.chars() {
+            if bad(c) {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn json_text_keeps_the_document() {
+            let raw = "{\n  \"d\": \"a\u{9b}2J\u{202e}b\u{1b}\"\n}";
+            let out = super::json_text(raw);
+            assert_eq!(out, "{\n  \"d\": \"a\\u009b2J\\u202eb\\u001b\"\n}");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["d"], "a\u{9b}2J\u{202e}b\u{1b}");
+            assert!(matches!(
+                super::json_text("{}\n"),
+                std::borrow::Cow::Borrowed(_)
+            ));
         }
     }
 
