@@ -120,6 +120,8 @@ finding_codes! {
     RootfsEmpty = "rootfs-empty", Warning;
     /// The two files of a split image were given in the wrong order.
     SplitFilesSwapped = "split-files-swapped", Error;
+    /// Metadata holding control characters (escape sequences for the terminal of `lxc image list`).
+    ControlCharacters = "control-characters", Warning;
     /// Reading stopped early (`--quick`).
     Quick = "quick", Info;
 }

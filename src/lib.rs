@@ -16,6 +16,7 @@
 pub mod arch;
 mod assemble;
 pub mod codes;
+pub mod controls;
 pub mod creatable;
 pub mod decode;
 pub mod detect;

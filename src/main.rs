@@ -18,6 +18,9 @@ mod stream;
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    /// Every untrusted string (image data, the worker's answers) is printed through this: control
+    /// characters become `\u{1b}`-style escapes, so an image cannot drive the terminal.
+    use lxdimg::controls::escape as shown;
     use lxdimg::{Fingerprinter, ImageType, Inspector, Options, Report, Severity};
     use std::fs::File;
     use std::io::{self, IsTerminal, Read, Write};
@@ -266,7 +269,7 @@ mod cli {
             Ok(code) => code,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             Err(e) => {
-                eprintln!("lxdimg: {e}");
+                eprintln!("lxdimg: {}", shown(&e.to_string()));
                 2
             }
         }
@@ -290,9 +293,12 @@ mod cli {
                         };
                         println!(
                             "{what} {} ({}, {}, {})",
-                            p.fingerprint, p.architecture, p.image_type, p.format
+                            shown(&p.fingerprint),
+                            shown(&p.architecture),
+                            shown(&p.image_type),
+                            shown(&p.format)
                         );
-                        println!("{}", p.import_command);
+                        println!("{}", shown(&p.import_command));
                         Ok(0)
                     }
                     Err(e) => match e
@@ -301,8 +307,8 @@ mod cli {
                     {
                         Some(r) => {
                             // The worker's report says why, in the same shape as `inspect --json`.
-                            println!("{}", r.report);
-                            eprintln!("Error: {}", r.error);
+                            println!("{}", json_text(&r.report));
+                            eprintln!("Error: {}", shown(&r.error));
                             Ok(1)
                         }
                         None => Err(e),
@@ -656,6 +662,50 @@ mod cli {
         }
     }
 
+    /// JSON text from a server (the worker's 422 report) for the terminal: control characters
+    /// other than JSON's own whitespace become `\u00XX`-style escapes. Inside a JSON string that is
+    /// the same value (and outside one a raw control character is not JSON anyway), so the text
+    /// stays the same JSON document, pretty layout included.
+    pub(crate) fn json_text(s: &str) -> std::borrow::Cow<'_, str> {
+        let bad = |c: char| !matches!(c, '\t' | '\n' | '\r') && lxdimg::controls::is_control(c);
+        if !s.contains(bad) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        let mut out = String::with_capacity(s.len() + 16);
+        for c in s.chars() {
+            if bad(c) {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn json_text_keeps_the_document() {
+            let raw = "{\n  \"d\": \"a\u{9b}2J\u{202e}b\u{1b}\"\n}";
+            let out = super::json_text(raw);
+            assert_eq!(out, "{\n  \"d\": \"a\\u009b2J\\u202eb\\u001b\"\n}");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["d"], "a\u{9b}2J\u{202e}b\u{1b}");
+            assert!(matches!(
+                super::json_text("{}\n"),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
+    }
+
+    /// A multi-line message (LXD's YAML errors), each line [`shown`], joined with `sep`.
+    fn lines(s: &str, sep: &str) -> String {
+        s.split('\n')
+            .map(|l| shown(l).into_owned())
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
     fn print_human(
         out: &mut impl Write,
         r: &Report,
@@ -673,7 +723,7 @@ mod cli {
         writeln!(
             out,
             "Architecture: {}",
-            r.architecture.as_deref().unwrap_or("(unknown)")
+            shown(r.architecture.as_deref().unwrap_or("(unknown)"))
         )?;
         writeln!(
             out,
@@ -705,7 +755,7 @@ mod cli {
             writeln!(out, "Expires: {}", when(&m.expires, m.expiry_date))?;
             writeln!(out, "Properties:")?;
             for (k, val) in &m.properties {
-                writeln!(out, "    {k}: {val}")?;
+                writeln!(out, "    {}: {}", shown(k), shown(val))?;
             }
         }
         writeln!(out, "Verdicts:")?;
@@ -715,12 +765,12 @@ mod cli {
                 (Some(false), e, _) => writeln!(
                     out,
                     "    {key:<9} rejected: {}",
-                    e.as_deref().unwrap_or("").replace('\n', "\n              ")
+                    lines(e.as_deref().unwrap_or(""), "\n              ")
                 )?,
                 (None, _, why) => writeln!(
                     out,
                     "    {key:<9} not judged by lxdimg: {}",
-                    why.as_deref().unwrap_or("")
+                    shown(why.as_deref().unwrap_or(""))
                 )?,
             }
         }
@@ -729,7 +779,7 @@ mod cli {
             let w = r
                 .templates
                 .iter()
-                .map(|t| t.path.len())
+                .map(|t| shown(&t.path).chars().count())
                 .max()
                 .unwrap_or(4)
                 .max(4);
@@ -742,9 +792,9 @@ mod cli {
                 writeln!(
                     out,
                     "    {:<w$}  {:<18} {:<24} {:<7} {}",
-                    t.path,
-                    t.when.join(","),
-                    t.template,
+                    shown(&t.path),
+                    shown(&t.when.join(",")),
+                    shown(&t.template),
                     if t.present { "yes" } else { "NO" },
                     t.create_only
                 )?;
@@ -758,7 +808,7 @@ mod cli {
                     Severity::Warning => "warning",
                     Severity::Info => "info",
                 };
-                writeln!(out, "    {sev:<7} {}: {}", f.code, f.message)?;
+                writeln!(out, "    {sev:<7} {}: {}", f.code, shown(&f.message))?;
             }
         }
         let mut cmd = format!(
@@ -776,17 +826,19 @@ mod cli {
                 match (v.creatable.ok, &v.creatable.error) {
                     (Some(false), Some(e)) => writeln!(
                         out,
-                        "\n{who} will import this image, but `lxc init` (and `lxc launch`) will fail: {e}"
+                        "\n{who} will import this image, but `lxc init` (and `lxc launch`) will fail: {}",
+                        lines(e, "\n")
                     )?,
                     (None, Some(why)) => writeln!(
                         out,
-                        "\n{who} will import this image; whether `lxc init` can create an instance is not known: {why}"
+                        "\n{who} will import this image; whether `lxc init` can create an instance is not known: {}",
+                        shown(why)
                     )?,
                     _ => match first_start {
                         Some(f) => writeln!(
                             out,
                             "\n{who} will import this image and `lxc init` will create an instance, but it fails at first start (`lxc start`, `lxc launch`): {}",
-                            f.message
+                            shown(&f.message)
                         )?,
                         None => writeln!(
                             out,
@@ -799,12 +851,12 @@ mod cli {
             (Some(false), e) => writeln!(
                 out,
                 "\n{who} will refuse this image: Error: {}",
-                e.as_deref().unwrap_or("")
+                lines(e.as_deref().unwrap_or(""), "\n")
             )?,
             (None, _) => writeln!(
                 out,
                 "\nlxdimg cannot tell whether {who} will import this image: {}",
-                v.reason.as_deref().unwrap_or("")
+                shown(v.reason.as_deref().unwrap_or(""))
             )?,
         }
         Ok(())

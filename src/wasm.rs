@@ -313,6 +313,27 @@ pub fn first_start_codes() -> Vec<String> {
         .collect()
 }
 
+/// The control characters (`crate::controls`: C0, DEL, C1, bidi formatting) as the body of a
+/// JavaScript regular-expression character class, for `new RegExp(`[${c}]`, "gu")`: the page
+/// shows them as the CLI prints them (`\u{1b}`), never raw.
+#[wasm_bindgen(js_name = controlCharacters)]
+pub fn control_characters() -> String {
+    crate::controls::js_class()
+}
+
+/// `text` with its control characters escaped as the CLI prints them (`\u{1b}`, `\n`, …).
+#[wasm_bindgen(js_name = escapeControls)]
+pub fn escape_controls(text: &str) -> String {
+    crate::controls::escape(text).into_owned()
+}
+
+/// Quotes a word for a shell as the CLI's commands do: as is when plain, in single quotes, or
+/// as bash's `$'…'` with escapes when it holds control characters.
+#[wasm_bindgen(js_name = shellQuote)]
+pub fn shell_quote(word: &str) -> String {
+    crate::findings::shell_quote(word)
+}
+
 /// The key of the target whose verdict gates uploads and the early verdict (`"lxd-5.0"`).
 #[wasm_bindgen(js_name = referenceTarget)]
 pub fn reference_target() -> String {

@@ -1,6 +1,11 @@
 // The page: drop zone, file picker, URL box, progress, and the rendering of the Report.
 // It never touches the wasm itself: worker.js reads the files and runs the core (see its header
 // for the messages). Cancel terminates the worker.
+//
+// Everything the Report holds comes from a stranger's image: it only ever reaches the DOM as text
+// (`h()` and `shown()`: text nodes, never HTML), with control characters made visible. The
+// Content-Security-Policy (www/csp.js) forbids inline script and eval, and its Trusted Types rule
+// makes any HTML or script sink throw; the only script URLs are this page's own two workers.
 
 const $ = (id) => document.getElementById(id);
 
@@ -16,6 +21,57 @@ let firstStart = [];
 function referenceName() {
   const t = targets.find((x) => x.key === reference);
   return t ? t.label.replace(/\s*\(.*\)$/, "") : reference;
+}
+
+/**
+ * Trusted Types (`require-trusted-types-for 'script'; trusted-types lxdimg`): `new Worker` and
+ * `serviceWorker.register` take a TrustedScriptURL, and this policy makes one only for the page's
+ * own worker.js and sw.js.
+ */
+const OWN_SCRIPTS = new Set(["./worker.js", "./sw.js"].map((u) => new URL(u, import.meta.url).href));
+const scriptPolicy = globalThis.trustedTypes?.createPolicy("lxdimg", {
+  createScriptURL(u) {
+    const href = new URL(u, import.meta.url).href;
+    if (!OWN_SCRIPTS.has(href)) throw new TypeError(`not one of the page's scripts: ${href}`);
+    return href;
+  },
+});
+const scriptURL = (u) => (scriptPolicy ? scriptPolicy.createScriptURL(u) : new URL(u, import.meta.url).href);
+
+/**
+ * The control characters (C0, DEL, C1, bidi formatting) as a global RegExp: the core's set
+ * (`controlCharacters()`), from worker.js's "ready" message, which comes before any Report.
+ */
+let controls = null;
+
+/** A control character as the CLI prints it: `\t`, `\n`, `\r`, `\0`, else `\u{1b}`. */
+function escapedControl(c) {
+  return { "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0" }[c] ?? `\\u{${c.codePointAt(0).toString(16)}}`;
+}
+
+/**
+ * Untrusted text (from the image, a file name, a server) as DOM nodes: text nodes, with each
+ * control character shown as its escape in a marked span. `keep`: control characters kept as
+ * they are (the line breaks and tabs of template text).
+ */
+function shown(s, keep = "") {
+  const text = String(s ?? "");
+  const frag = document.createDocumentFragment();
+  let at = 0;
+  for (const m of controls ? text.matchAll(controls) : []) {
+    if (keep.includes(m[0])) continue;
+    const code = m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    frag.append(text.slice(at, m.index), h("span", { class: "ctl", title: `control character U+${code}` }, escapedControl(m[0])));
+    at = m.index + m[0].length;
+  }
+  frag.append(text.slice(at));
+  return frag;
+}
+
+/** Untrusted text as a string for attributes and file names: control characters escaped. */
+function plain(s) {
+  const text = String(s ?? "");
+  return controls ? text.replace(controls, escapedControl) : text;
 }
 
 /** h("p", {class: "x"}, "text", child…): a DOM element; text is never parsed as HTML. */
@@ -50,11 +106,6 @@ function duration(s) {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-/** Quotes a word for a POSIX shell when it needs it. */
-function shq(s) {
-  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
 // ---- the worker -------------------------------------------------------------------------------
 
 let worker = null;
@@ -63,7 +114,7 @@ let nextId = 1;
 let version = "";
 
 function startWorker() {
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker = new Worker(scriptURL("./worker.js"), { type: "module" });
   worker.onmessage = (e) => onWorkerMessage(e.data);
   worker.onerror = (e) => {
     e.preventDefault?.();
@@ -77,6 +128,7 @@ function onWorkerMessage(m) {
     targets = m.targets;
     reference = m.reference;
     firstStart = m.firstStart ?? [];
+    controls = new RegExp(`[${m.controls}]`, "gu");
     $("version").textContent = m.version;
     return;
   }
@@ -85,9 +137,10 @@ function onWorkerMessage(m) {
   switch (m.type) {
     case "start":
       job.names = m.names;
+      job.command = m.command;
       job.total = m.total;
       job.split = m.split;
-      $("progress-name").textContent = m.names.join(" + ");
+      $("progress-name").replaceChildren(...joined(m.names.map((n) => shown(n)), " + "));
       break;
     case "progress":
       progress(m.done, m.total);
@@ -115,7 +168,7 @@ function inspect(sources) {
   $("bar").value = 0;
   $("bar").removeAttribute("max");
   $("progress-text").textContent = "Starting…";
-  $("progress-name").textContent = sources.map((s) => (s.kind === "file" ? s.file.name : s.url)).join(" + ");
+  $("progress-name").replaceChildren(...joined(sources.map((s) => shown(s.kind === "file" ? s.file.name : s.url)), " + "));
   job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0 };
   document.body.dataset.state = "reading";
   window.lxdimg.longTasks = [];
@@ -167,9 +220,9 @@ function verdictLine(v) {
   const mark = (m) => h("span", { "aria-hidden": "true" }, m);
   if (v.accepted === true) return h("p", { class: "ok" }, mark("✓ "), `${referenceName()} will accept this image.`);
   if (v.accepted === false) {
-    return h("p", { class: "bad" }, mark("✗ "), `${referenceName()} will refuse this image: `, h("q", {}, `Error: ${v.error}`));
+    return h("p", { class: "bad" }, mark("✗ "), `${referenceName()} will refuse this image: `, h("q", {}, "Error: ", shown(v.error)));
   }
-  return h("p", { class: "unknown" }, mark("? "), `lxdimg cannot judge: ${v.reason}`);
+  return h("p", { class: "unknown" }, mark("? "), "lxdimg cannot judge: ", shown(v.reason));
 }
 
 /** What follows the import for the reference target: `lxc init`, then the first start. */
@@ -178,11 +231,11 @@ function initLine(v, r) {
   const c = v.creatable;
   const init = h("code", {}, "lxc init");
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
-  if (c.ok === false) return h("p", { class: "bad", id: "init-line" }, init, " (and ", h("code", {}, "lxc launch"), ") will fail: ", h("code", {}, c.error));
-  if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, "Whether ", init, ` can create an instance is not known: ${c.error}`);
+  if (c.ok === false) return h("p", { class: "bad", id: "init-line" }, init, " (and ", h("code", {}, "lxc launch"), ") will fail: ", h("code", {}, shown(c.error)));
+  if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, "Whether ", init, " can create an instance is not known: ", shown(c.error));
   if (breaks) {
     return h("p", { class: "bad", id: "init-line" }, init, " creates an instance, but it fails at first start (",
-      h("code", {}, "lxc start"), ", ", h("code", {}, "lxc launch"), "): ", breaks.message);
+      h("code", {}, "lxc start"), ", ", h("code", {}, "lxc launch"), "): ", shown(breaks.message));
   }
   return h("p", { class: "ok", id: "init-line" }, init, " creates an instance from it (starting it is not checked here).");
 }
@@ -205,7 +258,7 @@ function fail(message) {
   $("progress").hidden = true;
   $("early").hidden = true;
   const e = $("error");
-  e.textContent = message;
+  e.replaceChildren(shown(message));
   e.hidden = false;
   document.body.dataset.state = "error";
 }
@@ -220,21 +273,21 @@ function hideError() {
 let lastReport = null;
 
 function finished(m) {
-  const names = job.names;
+  const command = job.command;
   job = null;
   lastReport = m.report;
   window.lxdimg.lastReport = m.report;
   window.lxdimg.lastRun = { ms: m.ms, bytes: m.bytes, memory: m.memory };
   $("progress").hidden = true;
   $("early").hidden = true;
-  render(m.report, names, m);
+  render(m.report, command, m);
   $("result").hidden = false;
   document.body.dataset.state = "done";
   $("result-title").setAttribute("tabindex", "-1");
   $("result-title").focus();
 }
 
-function render(r, names, m) {
+function render(r, command, m) {
   const ref = r.verdicts[reference];
   const summary = [r.format === "split" ? "split image" : "unified image", r.type, r.architecture].filter(Boolean).join(" · ");
   $("verdict-banner").className = `banner ${verdictClass(ref)}`;
@@ -249,7 +302,7 @@ function render(r, names, m) {
         h("th", { scope: "row" }, label),
         h("td", {}, v.accepted === true ? "✓ accepted" : v.accepted === false ? "✗ refused" : "? cannot judge"),
         // `error` is only ever LXD's or Incus's own words; `reason` is lxdimg's.
-        h("td", {}, v.error ? h("code", {}, `Error: ${v.error}`) : v.accepted === null ? `lxdimg cannot judge: ${v.reason}` : "—"),
+        h("td", {}, v.error ? h("code", {}, "Error: ", shown(v.error)) : v.accepted === null ? ["lxdimg cannot judge: ", shown(v.reason)] : "—"),
         h("td", { class: "launch" }, launchText(v.creatable, r)),
       );
     }),
@@ -257,8 +310,8 @@ function render(r, names, m) {
 
   $("fp").textContent = r.fingerprint ?? "(not computed)";
   $("fp-short").textContent = r.short_fingerprint ?? "";
-  const cmd = ["lxc", "image", "import", ...names.map(shq)].join(" ");
-  $("import-cmd").textContent = cmd;
+  // Quoted by the core (worker.js), as the CLI quotes it: no raw control character.
+  $("import-cmd").textContent = command;
   $("import-note").textContent =
     ref.accepted === true
       ? "Import it with (on the LXD host, from the folder that holds the file):"
@@ -266,7 +319,7 @@ function render(r, names, m) {
         ? `This command will fail on ${referenceName()} with the error above:`
         : `lxdimg cannot tell whether this command works on ${referenceName()} (see above):`;
 
-  $("info").textContent = infoText(r);
+  $("info").replaceChildren(...infoLines(r).flatMap((line, i) => (i ? ["\n", ...line] : line)));
 
   const tb = $("templates").tBodies[0];
   tb.replaceChildren();
@@ -274,24 +327,24 @@ function render(r, names, m) {
     const textId = `tpl-text-${i}`;
     const btn = t.text !== null
       ? h("button", { type: "button", class: "small", "aria-expanded": "false", "aria-controls": textId,
-          "aria-label": `Show the text of ${t.template}` }, "Show text")
+          "aria-label": `Show the text of ${plain(t.template)}` }, "Show text")
       : h("span", { class: "hint" }, "—");
     const row = h(
       "tr",
       { class: t.present ? "" : "bad" },
-      h("td", {}, h("code", {}, t.path)),
-      h("td", {}, t.when.join(", ") || "—"),
-      h("td", {}, h("code", {}, t.template)),
+      h("td", {}, h("code", {}, shown(t.path))),
+      h("td", {}, t.when.length ? joined(t.when.map((w) => shown(w)), ", ") : "—"),
+      h("td", {}, h("code", {}, shown(t.template))),
       h("td", {}, t.present ? "✓ yes" : "✗ missing"),
       h("td", {}, t.create_only ? "yes" : "no"),
-      h("td", {}, Object.entries(t.properties).map(([k, v]) => h("div", {}, h("code", {}, `${k}=${v}`)))),
+      h("td", {}, Object.entries(t.properties).map(([k, v]) => h("div", {}, h("code", {}, shown(k), "=", shown(v))))),
       h("td", {}, btn),
     );
     const textRow = h(
       "tr",
       { class: "tpl-text", id: textId, hidden: true },
       h("td", { colspan: "7" },
-        h("pre", { tabindex: "0", "aria-label": `Text of ${t.template}` }, t.text ?? ""),
+        h("pre", { tabindex: "0", "aria-label": `Text of ${plain(t.template)}` }, shown(t.text, "\n\t")),
         t.text_truncated ? h("p", { class: "hint" }, `(first 64 KiB of ${bytes(t.size)})`) : null),
     );
     if (t.text !== null) {
@@ -317,8 +370,8 @@ function render(r, names, m) {
       h("section", { class: `findings ${sev}`, "aria-label": `${title} (${list.length})` },
         h("h3", {}, `${title} (${list.length})`),
         h("ul", {}, list.map((x) => h("li", {},
-          h("code", { class: "code" }, x.code), " ", x.message,
-          where(x) ? h("span", { class: "where" }, ` — ${where(x)}`) : null)))),
+          h("code", { class: "code" }, x.code), " ", shown(x.message),
+          where(x).length ? h("span", { class: "where" }, " — ", joined(where(x), ", ")) : null)))),
     );
   }
   if (!r.findings.length) {
@@ -327,11 +380,11 @@ function render(r, names, m) {
 
   $("files").tBodies[0].replaceChildren(
     ...r.files.map((x) => h("tr", {},
-      h("td", {}, x.role), h("td", {}, x.name ?? "—"), h("td", {}, x.compression),
+      h("td", {}, x.role), h("td", {}, x.name === null ? "—" : shown(x.name)), h("td", {}, x.compression),
       h("td", {}, bytes(x.size)), h("td", {}, x.decoded_size === null ? "—" : bytes(x.decoded_size)),
       h("td", {}, h("code", { class: "long" }, x.sha256 ?? "—")))),
   );
-  $("rootfs-summary").textContent = rootfsText(r);
+  $("rootfs-summary").replaceChildren(...rootfsSummary(r));
   const rate = m.ms > 0 ? ` (${bytes(Math.round(m.bytes / (m.ms / 1000)))}/s)` : "";
   $("timing").textContent = `Read ${bytes(m.bytes)} in ${(m.ms / 1000).toFixed(2)} s${rate}` +
     (r.verdict_offset !== null ? `; the ${referenceName()} verdict was known after ${bytes(r.verdict_offset)}.` : ".");
@@ -345,20 +398,26 @@ function launchText(c, r) {
   if (!c) return "—";
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
   if (c.ok === true && breaks) {
-    return h("span", { class: "bad-text" }, "✓ created, ✗ fails at first start: ", breaks.message);
+    return h("span", { class: "bad-text" }, "✓ created, ✗ fails at first start: ", shown(breaks.message));
   }
   if (c.ok === true) return "✓ yes";
-  if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, c.error ?? c.code));
+  if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, shown(c.error ?? c.code)));
   const why = { "import-rejected": "— (not imported)", "import-not-judged": "— (import not judged)" }[c.code];
-  return h("span", { class: "hint", title: c.error ?? "" }, why ?? `? ${c.error ?? "unknown"}`);
+  return h("span", { class: "hint", title: plain(c.error ?? "") }, why ?? ["? ", shown(c.error ?? "unknown")]);
 }
 
+/** Where a finding is: its file, tar entry and offset (nodes; the entry name is the image's). */
 function where(x) {
   const w = [];
   if (x.file) w.push(`${x.file} file`);
-  if (x.entry) w.push(`entry ${x.entry}`);
+  if (x.entry) w.push(h("span", {}, "entry ", shown(x.entry)));
   if (x.offset !== null) w.push(`offset ${x.offset}`);
-  return w.join(", ");
+  return w;
+}
+
+/** The items with `sep` between them. */
+function joined(items, sep) {
+  return items.flatMap((x, i) => (i ? [sep, x] : [x]));
 }
 
 /** "2016-03-15T11:10:00Z" → "2016/03/15 11:10 UTC", as lxc image info prints times. */
@@ -367,36 +426,37 @@ function lxcTime(s) {
   return m ? `${m[1]}/${m[2]}/${m[3]} ${m[4]}:${m[5]} UTC` : s ?? "?";
 }
 
-function infoText(r) {
+/** The lines of `lxc image info` for the image, each a list of nodes (image strings `shown`). */
+function infoLines(r) {
   const size = r.files.reduce((n, f) => n + f.size, 0);
   const md = r.metadata;
   const lines = [
-    `Fingerprint: ${r.fingerprint ?? "?"}`,
-    `Size: ${(size / 1048576).toFixed(2)}MiB`,
-    `Architecture: ${r.architecture ?? (md ? `${md.architecture} (not known to LXD)` : "?")}`,
-    `Type: ${r.type ?? "?"}`,
-    `Public: no`,
-    `Timestamps:`,
-    `    Created: ${md ? lxcTime(md.created) : "?"}`,
-    `    Uploaded: (when imported)`,
-    `    Expires: ${md ? (md.expiry_date ? lxcTime(md.expires) : "never") : "?"}`,
-    `    Last used: never`,
-    `Properties:`,
-    ...Object.entries(md?.properties ?? {}).map(([k, v]) => `    ${k}: ${v}`),
+    [`Fingerprint: ${r.fingerprint ?? "?"}`],
+    [`Size: ${(size / 1048576).toFixed(2)}MiB`],
+    ["Architecture: ", r.architecture ?? (md ? [shown(md.architecture), " (not known to LXD)"] : "?")].flat(),
+    [`Type: ${r.type ?? "?"}`],
+    [`Public: no`],
+    [`Timestamps:`],
+    [`    Created: ${md ? lxcTime(md.created) : "?"}`],
+    [`    Uploaded: (when imported)`],
+    [`    Expires: ${md ? (md.expiry_date ? lxcTime(md.expires) : "never") : "?"}`],
+    [`    Last used: never`],
+    [`Properties:`],
+    ...Object.entries(md?.properties ?? {}).map(([k, v]) => ["    ", shown(k), ": ", shown(v)]),
   ];
-  if (r.os_release?.pretty_name) lines.push(`Rootfs os-release: ${r.os_release.pretty_name}`);
-  return lines.join("\n");
+  if (r.os_release?.pretty_name) lines.push(["Rootfs os-release: ", shown(r.os_release.pretty_name)]);
+  return lines;
 }
 
-function rootfsText(r) {
+function rootfsSummary(r) {
   const x = r.rootfs;
-  if (!x) return "";
+  if (!x) return [];
   const parts = [`Rootfs: ${x.format}`];
   if (x.entries !== null) parts.push(`${x.entries} entries, ${bytes(x.bytes)} of file data`);
   if (x.squashfs) parts.push(`squashfs ${x.squashfs.version}, ${x.squashfs.compressor}, ${x.squashfs.inode_count} inodes`);
   if (x.qcow2) parts.push(`qcow2 v${x.qcow2.version}, virtual size ${bytes(x.qcow2.virtual_size)}`);
-  if (r.os_release?.pretty_name) parts.push(r.os_release.pretty_name);
-  return parts.join(" · ");
+  if (r.os_release?.pretty_name) parts.push(shown(r.os_release.pretty_name));
+  return joined(parts, " · ");
 }
 
 // ---- input: drop, picker, URL --------------------------------------------------------------------
@@ -469,7 +529,9 @@ function setup() {
   $("download").addEventListener("click", () => {
     if (!lastReport) return;
     const blob = new Blob([JSON.stringify(lastReport, null, 2) + "\n"], { type: "application/json" });
-    const a = h("a", { href: URL.createObjectURL(blob), download: `${(lastReport.files[0]?.name ?? "image").replace(/[\\/]/g, "_")}.lxdimg.json` });
+    const name = (lastReport.files[0]?.name ?? "image").replace(/[\\/]/g, "_");
+    const safe = controls ? name.replace(controls, "_") : name;
+    const a = h("a", { href: URL.createObjectURL(blob), download: `${safe}.lxdimg.json` });
     document.body.append(a);
     a.click();
     a.remove();
@@ -481,7 +543,7 @@ function setup() {
     }).observe({ type: "longtask" });
   }
   if ("serviceWorker" in navigator && location.protocol !== "file:") {
-    navigator.serviceWorker.register("sw.js").catch(() => {});
+    navigator.serviceWorker.register(scriptURL("./sw.js")).catch(() => {});
   }
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // A small static file server for the page (no dependencies): `node www/serve.mjs [--port 8080]
 // [--host 127.0.0.1] [--root DIR] [--mount /prefix=DIR]... [--cors] [--quiet]`.
-// By default it serves www/ at / and pkg/ (wasm-pack's output) at /pkg/.
+// By default it serves www/ at / and pkg/ (wasm-pack's output) at /pkg/. Every answer carries the
+// page's security headers (www/csp.js: Content-Security-Policy, nosniff, …), as the worker sends them.
 import { createServer } from "node:http";
 import { createReadStream, promises as fs } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { SECURITY_HEADERS } from "./csp.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TYPES = {
@@ -29,7 +31,7 @@ export function serve({ port = 8080, host = "127.0.0.1", root = here, mounts = {
     }
     let file = path.join(base, path.normalize(rel).replace(/^(\.\.[/\\])+/, ""));
     if (!file.startsWith(path.resolve(base))) file = path.join(base, "404");
-    const headers = { "Cache-Control": "no-cache" };
+    const headers = { ...SECURITY_HEADERS, "Cache-Control": "no-cache" };
     if (cors) headers["Access-Control-Allow-Origin"] = "*";
     try {
       let st = await fs.stat(file);

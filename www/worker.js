@@ -4,11 +4,16 @@
 //   {type: "inspect", id, sources: [{kind: "file", file: File} | {kind: "url", url}], now}
 //     One source: a unified image. Two: a split image, in any order (told apart by content).
 // Worker → page:
-//   {type: "ready", version, targets, reference, firstStart}    the wasm is initialised; firstStart:
-//                                                   finding codes after which the instance is created but fails at first start; targets: the verdict
-//                                                   targets in the Report's order, [{key, label}];
-//                                                   reference: the key of the early verdict's target
-//   {type: "start", id, names, total, split}        total: bytes (null if a URL gives no length)
+//   {type: "ready", version, targets, reference, firstStart, controls}    the wasm is initialised;
+//                                                   firstStart: finding codes after which the
+//                                                   instance is created but fails at first start;
+//                                                   targets: the verdict targets in the Report's
+//                                                   order, [{key, label}]; reference: the key of the
+//                                                   early verdict's target; controls: the control
+//                                                   characters as a RegExp character class
+//   {type: "start", id, names, command, total, split}  total: bytes (null if a URL gives no
+//                                                   length); command: `lxc image import` with the
+//                                                   names quoted for a shell by the core
 //   {type: "progress", id, done, total}             at most every 100 ms
 //   {type: "verdict", id, verdict}                  the reference target's verdict, once known
 //   {type: "done", id, report, ms, bytes, memory}   the Report (as the CLI's --json), elapsed ms,
@@ -16,10 +21,13 @@
 //   {type: "error", id, message}                    a message to show as is
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
-import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes } from "./pkg/lxdimg.js";
+import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
 
 const ready = init().then(
-  () => postMessage({ type: "ready", version: version(), targets: targets(), reference: referenceTarget(), firstStart: firstStartCodes() }),
+  () => postMessage({
+    type: "ready", version: version(), targets: targets(), reference: referenceTarget(), firstStart: firstStartCodes(),
+    controls: controlCharacters(),
+  }),
   (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}` }),
 );
 
@@ -107,7 +115,8 @@ async function inspect({ id, sources, now }) {
   }
   const names = files.map((f) => f.name);
   const total = files.every((f) => f.size !== null) ? files.reduce((n, f) => n + f.size, 0) : null;
-  postMessage({ type: "start", id, names, total, split: files.length === 2 });
+  const command = ["lxc", "image", "import", ...names.map(shellQuote)].join(" ");
+  postMessage({ type: "start", id, names, command, total, split: files.length === 2 });
 
   const insp = new Inspector({ now, names: [names[0], names[1] ?? null] });
   const t0 = performance.now();

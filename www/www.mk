@@ -3,6 +3,7 @@
 #   make wasm-pkg    pkg/ = wasm-pack build --target web (what www/ and worker/ import)
 #   make run-www     builds pkg/ and serves the page on http://127.0.0.1:8080/
 #   make test-www    wasm-bindgen tests in headless Chromium and Firefox + the Playwright e2e test
+#                    + the page under attack (test-attack)
 #   make bench-www   the browser benchmark (SHA-256 vs hash-wasm vs WebCrypto, inspection vs CLI)
 #
 # Every tool is installed on first use (Debian packages, cargo, npm); later runs skip that quickly.
@@ -13,7 +14,7 @@ WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
 
 EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
@@ -63,7 +64,13 @@ test-wasm: test-wasm-chrome test-wasm-firefox
 test-e2e: setup www-setup wasm-pkg build
 	node $(BROWSER_TESTS)/e2e.mjs
 
-test-www: test-wasm test-e2e
+# The page under attack: payloads in every text field, dropped on the page as both of `make run`'s
+# servers serve it (www/serve.mjs and the worker under wrangler dev), and the worker's image page;
+# the Content-Security-Policy of www/csp.js on each.
+test-attack: www-setup wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/attack.mjs
+
+test-www: test-wasm test-e2e test-attack
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs

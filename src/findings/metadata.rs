@@ -58,6 +58,7 @@ pub(crate) fn metadata_findings(m: &ImageMetadata, now: Option<i64>, out: &mut F
             .entry(META);
         }
     }
+    control_findings(m, out);
     match &m.properties {
         None => {
             out.add(
@@ -77,6 +78,92 @@ pub(crate) fn metadata_findings(m: &ImageMetadata, now: Option<i64>, out: &mut F
                 }
             }
         }
+    }
+}
+
+/// At most this many `control-characters` findings, then one that counts the rest.
+const MAX_CONTROL_FINDINGS: usize = 16;
+
+/// `base.key`, or `base["key"]` when the key is not a plain word.
+fn member(base: &str, key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        format!("{base}.{key}")
+    } else {
+        format!("{base}[{key:?}]")
+    }
+}
+
+/// Metadata strings holding control characters (`crate::controls`): LXD stores them as they are,
+/// and `lxc image list` / `lxc image info` print property values raw, so an image can recolour,
+/// retitle or erase the terminal of whoever lists it.
+fn control_findings<'a>(m: &'a ImageMetadata, out: &mut Findings) {
+    use crate::controls;
+    // (field, value, where it reaches a terminal)
+    let mut hits: Vec<(String, &str, &str)> = Vec::new();
+    fn hit<'a>(
+        hits: &mut Vec<(String, &'a str, &'static str)>,
+        field: &dyn Fn() -> String,
+        value: &'a str,
+        shown: &'static str,
+    ) {
+        // A TAB only moves to the next column: harmless, not worth a warning.
+        if value
+            .chars()
+            .any(|c| c != '\t' && crate::controls::is_control(c))
+        {
+            hits.push((field(), value, shown));
+        }
+    }
+    let mut check = |field: &dyn Fn() -> String, value: &'a str, shown: &'static str| {
+        hit(&mut hits, field, value, shown)
+    };
+    const IMPORT: &str = "LXD quotes it as is in the errors `lxc image import` prints";
+    const LIST: &str = "`lxc image list` and `lxc image info` on an LXD host print it raw";
+    const KEY: &str = "`lxc image info` on an LXD host prints it raw";
+    const TEMPLATE: &str = "LXD keeps it as is and a terminal that shows it acts on them";
+    check(&|| "architecture".into(), &m.architecture, IMPORT);
+    for (k, v) in m.properties.iter().flatten() {
+        check(&|| format!("property key {k:?}"), k, KEY);
+        check(&|| member("properties", k), v, LIST);
+    }
+    for (path, t) in m.templates.iter().flatten() {
+        let rule = || member("templates", path);
+        check(&|| format!("template path {path:?}"), path, TEMPLATE);
+        let Some(t) = t else { continue };
+        for (i, w) in t.when.iter().flatten().enumerate() {
+            check(&|| format!("{}.when[{i}]", rule()), w, TEMPLATE);
+        }
+        check(&|| format!("{}.template", rule()), &t.template, TEMPLATE);
+        for (k, v) in t.properties.iter().flatten() {
+            check(&|| format!("property key {k:?} of {}", rule()), k, TEMPLATE);
+            check(
+                &|| member(&format!("{}.properties", rule()), k),
+                v,
+                TEMPLATE,
+            );
+        }
+    }
+    let more = hits.len().saturating_sub(MAX_CONTROL_FINDINGS);
+    for (field, value, shown) in hits.into_iter().take(MAX_CONTROL_FINDINGS) {
+        out.add(
+            C::ControlCharacters,
+            format!(
+                "{field} holds control characters ({}); {shown}, so they can rewrite what the terminal shows (colours, title, erased or reordered lines)",
+                controls::distinct(value, 8).join(" ")
+            ),
+        )
+        .entry(META);
+    }
+    if more > 0 {
+        out.add(
+            C::ControlCharacters,
+            format!("{more} more metadata fields hold control characters"),
+        )
+        .entry(META);
     }
 }
 
@@ -222,5 +309,44 @@ pub(crate) fn os_release_findings(os: &OsRelease, m: &ImageMetadata, out: &mut F
             )
             .entry(entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_findings_name_the_field_and_are_capped() {
+        let mut m = ImageMetadata {
+            architecture: "amd64".into(),
+            ..Default::default()
+        };
+        m.properties = Some(
+            (0..20)
+                .map(|i| (format!("k{i:02}"), format!("v\u{1b}[{i}m")))
+                .chain([("ok".to_string(), "plain ✓ text".to_string())])
+                .collect(),
+        );
+        let mut out = Findings::default();
+        control_findings(&m, &mut out);
+        let list = out.into_sorted();
+        assert_eq!(list.len(), MAX_CONTROL_FINDINGS + 1);
+        assert!(list.iter().all(|f| f.code == C::ControlCharacters));
+        assert!(list[0]
+            .message
+            .starts_with("properties.k00 holds control characters (\\u{1b}); `lxc image list`"));
+        assert_eq!(
+            list[MAX_CONTROL_FINDINGS].message,
+            "4 more metadata fields hold control characters"
+        );
+        let mut clean = Findings::default();
+        m.properties = Some([("description".into(), "a\tTAB is harmless".into())].into());
+        control_findings(&m, &mut clean);
+        assert!(clean.into_sorted().is_empty());
+        let mut newline = Findings::default();
+        m.properties = Some([("description".into(), "a\nPublic: yes".into())].into());
+        control_findings(&m, &mut newline);
+        assert!(newline.into_sorted()[0].message.contains("(\\n)"));
     }
 }

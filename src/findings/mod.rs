@@ -18,13 +18,35 @@ pub(crate) use rootfs::rootfs_report;
 use crate::codes::{FindingCode, Severity};
 use crate::report::{FileRole, Finding};
 
-/// Quotes a word for a POSIX shell when it needs it (for the commands findings suggest).
+/// Quotes a word for a POSIX shell when it needs it (for the commands findings suggest). A word
+/// with control characters (`crate::controls`) is written as bash's `$'…'` with escapes, so the
+/// command shows no raw control character and still names the same file when pasted.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c))
     {
         s.to_string()
+    } else if s.chars().any(crate::controls::is_control) {
+        let mut out = String::from("$'");
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if crate::controls::is_control(c) && (c as u32) < 0x80 => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c if crate::controls::is_control(c) => {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }

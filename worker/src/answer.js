@@ -7,7 +7,8 @@
  * serves, and the image must be unified (a URL names one file). A request without either
  * architecture header is a person with a browser: it gets a small page instead.
  */
-import { canonicalArchitecture, personalities } from "./core.js";
+import { canonicalArchitecture, escapeControls, personalities } from "./core.js";
+import { SECURITY_HEADERS } from "../../www/csp.js";
 import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
 import { escapeHtml, publicOrigin, remoteName, text } from "./http.js";
 import { FINGERPRINT } from "./names.js";
@@ -156,32 +157,32 @@ async function page(request, env, origin, name, fp) {
   const rows = images
     .map((img) => {
       const props = Object.entries(img.properties ?? {})
-        .map(([k, v]) => `<li><code>${escapeHtml(k)}</code>: ${escapeHtml(v)}</li>`)
+        .map(([k, v]) => `<li><code>${shown(k)}</code>: ${shown(v)}</li>`)
         .join("");
       const files = img.files
-        .map((f) => `<li><a href="/images/${img.fingerprint}/${f.role}">${escapeHtml(f.role)}</a> ${escapeHtml(f.name ?? "")} — ${fmtSize(f.size)}, ${escapeHtml(f.compression)}, sha256 <code>${f.sha256}</code></li>`)
+        .map((f) => `<li><a href="/images/${img.fingerprint}/${f.role}">${escapeHtml(f.role)}</a> ${shown(f.name ?? "")} — ${fmtSize(f.size)}, ${escapeHtml(f.compression)}, sha256 <code>${f.sha256}</code></li>`)
         .join("");
       const cmd =
         img.format === "unified"
           ? `lxc image import ${origin}/${alias ?? img.fingerprint} --alias ${alias ?? img.fingerprint.slice(0, 12)}`
           : `lxc image copy ${remote}:${alias ?? img.fingerprint.slice(0, 12)} local:`;
       return `<section>
-<h2>${escapeHtml(img.architecture)} · ${escapeHtml(img.type)} · ${escapeHtml(img.format)}</h2>
+<h2>${shown(img.architecture)} · ${escapeHtml(img.type)} · ${escapeHtml(img.format)}</h2>
 <p>Fingerprint <code>${img.fingerprint}</code>, ${fmtSize(img.size)}, created ${new Date(img.creation_date * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC.
-Aliases: ${img.aliases.map((a) => `<code>${escapeHtml(a)}</code>`).join(", ") || "none"}.</p>
+Aliases: ${img.aliases.map((a) => `<code>${shown(a)}</code>`).join(", ") || "none"}.</p>
 <ul>${props}</ul>
 <p>Files:</p><ul>${files}</ul>
-<p>Import it:</p><pre>${escapeHtml(cmd)}</pre>
+<p>Import it:</p><pre>${shown(cmd)}</pre>
 </section>`;
     })
     .join("\n");
   const title = alias ? `Image “${alias}”` : `Image ${fp.slice(0, 12)}`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} — lxdimg</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}code,pre{font:13px ui-monospace,monospace}pre{background:#f4f4f4;padding:.6rem;overflow-x:auto}section{border-top:1px solid #ddd;margin-top:1.5rem}</style>
+<title>${shown(title)} — lxdimg</title>
+<link rel="stylesheet" href="/image-page.css">
 </head><body>
-<h1>${escapeHtml(title)}</h1>
+<h1>${shown(title)}</h1>
 <p>This address is an LXD/Incus image URL. LXD asks it for the image that fits its architecture; the same images are
 published as a simplestreams remote:</p>
 <pre>lxc remote add ${escapeHtml(remote)} ${escapeHtml(origin)} --protocol simplestreams --public</pre>
@@ -191,6 +192,11 @@ ${rows}
 `;
   return new Response(request.method === "HEAD" ? null : html, {
     status: 200,
-    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: VARY },
+    headers: { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: VARY },
   });
+}
+
+/** Image data for the page: control characters escaped (as the CLI prints them), then HTML-escaped. */
+function shown(s) {
+  return escapeHtml(escapeControls(s));
 }

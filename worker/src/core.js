@@ -199,6 +199,11 @@ export function personalities(arch) {
   return guard(() => instance().personalities(String(arch)));
 }
 
+/** `text` with control characters escaped as the CLI prints them (`\u{1b}`): for HTML the worker writes. */
+export function escapeControls(text) {
+  return load().escapeControls(String(text));
+}
+
 /** The core's version (Cargo.toml), for /api/version. */
 export function coreVersion() {
   return load().version();

@@ -199,3 +199,15 @@ test("simplestreams JSON comes from the core: version names, root ftypes, both f
   assert.deepEqual(idx.index.images.products, Object.keys(doc.products).sort());
   assert.equal(idx.index.images.updated, "Mon, 01 Jan 2024 00:00:00 GMT");
 });
+
+test("www/_headers (the static assets' security headers) is generated from www/csp.js", async () => {
+  const { readFileSync, writeFileSync } = await import("node:fs");
+  const { headersFile, CONTENT_SECURITY_POLICY } = await import("../../www/csp.js");
+  const file = path.join(ROOT, "www/_headers");
+  if (process.env.UPDATE_HEADERS) writeFileSync(file, headersFile());
+  assert.equal(readFileSync(file, "utf8"), headersFile(), "www/_headers is stale: run `UPDATE_HEADERS=1 make test-worker-unit` and commit it");
+  assert.match(readFileSync(file, "utf8"), /^\/\*\n  Content-Security-Policy: /m);
+  // No inline script or eval; WebAssembly only through 'wasm-unsafe-eval'.
+  assert.doesNotMatch(CONTENT_SECURITY_POLICY, /'unsafe-inline'|'unsafe-eval'|\*/);
+  assert.match(CONTENT_SECURITY_POLICY, /script-src 'self' 'wasm-unsafe-eval'/);
+});
