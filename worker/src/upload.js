@@ -20,7 +20,7 @@ import { readLarge } from "./bodyread.js";
 import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
-import { validateAlias, checkAliasFree } from "./names.js";
+import { validateAliases, validateFilename, checkAliasFree, quote } from "./names.js";
 
 export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
 export const METADATA_BUFFER = 32 * 1024 * 1024;
@@ -75,8 +75,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   // The core's early verdict is the reference target's: stop reading early only when that gates.
   const early = gate === referenceTarget();
   const url = new URL(request.url);
-  const aliases = [...new Set(url.searchParams.getAll("alias"))];
-  for (const a of aliases) validateAlias(a);
+  const aliases = validateAliases(url.searchParams.getAll("alias"));
   if (!dryRun) for (const a of aliases) await checkAliasFree(a, env, request);
   const limit = uploadLimit(env);
   const declared = request.headers.get("content-length");
@@ -88,6 +87,13 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   if (/^\s*multipart\//i.test(contentType) && !boundary) {
     throw new HttpError(400, "Invalid multipart image: multipart/form-data without a boundary");
   }
+
+  // A unified upload's file name (a split one's come with its parts).
+  const filename = boundary
+    ? null
+    : url.searchParams.get("filename")
+      ? validateFilename(url.searchParams.get("filename"), "filename=")
+      : validateFilename(request.headers.get("x-lxd-filename"), "X-LXD-filename");
 
   const uploadId = crypto.randomUUID();
   const sinks = [];
@@ -110,7 +116,6 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   let mp = null;
   try {
     if (!boundary) {
-      const filename = url.searchParams.get("filename") || request.headers.get("x-lxd-filename") || null;
       inspection = new Inspection({ names: [filename] });
       const sink = newSink("unified");
       for await (const chunk of chunks(request.body)) {
@@ -127,8 +132,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       mp = new MultipartReader(request.body, boundary, { onBytes: count });
       const meta = await mp.next();
       if (!meta || meta.name !== "metadata") {
-        throw new MultipartError(`Invalid multipart image: the first part must be named "metadata" (got ${JSON.stringify(meta?.name ?? null)})`);
+        throw new MultipartError(`Invalid multipart image: the first part must be named "metadata" (got ${quote(meta?.name ?? null)})`);
       }
+      validateFilename(meta.filename, "metadata part");
       // Until the rootfs part's name says container or VM, keep the metadata bytes (and store them).
       const metaSink = newSink("metadata");
       const held = [];
@@ -145,10 +151,10 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       if (metaSink) await metaSink.close();
       const root = await mp.next();
       if (!root || (root.name !== "rootfs" && root.name !== "rootfs.img")) {
-        throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${JSON.stringify(root?.name ?? null)})`);
+        throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${quote(root?.name ?? null)})`);
       }
       inspection = new Inspection({
-        names: [meta.filename || null, root.filename || null],
+        names: [validateFilename(meta.filename, "metadata part"), validateFilename(root.filename, `${root.name} part`)],
         splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
       });
       for (const c of held) inspection.push(c);
@@ -183,7 +189,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     throw e;
   }
   const verdict = report.verdicts?.[gate];
-  const outcome = uploadVerdict(verdict);
+  const outcome = uploadOutcome(report, verdict);
   if (outcome !== "accepted") {
     await cleanup();
     if (rejectedEarly) {
@@ -252,6 +258,25 @@ export function uploadVerdict(verdict) {
   if (verdict?.accepted === true) return "accepted";
   if (verdict?.accepted === false) return "rejected";
   return "not-judged";
+}
+
+/**
+ * The core's error finding for a file that expanded past its limits while decoding
+ * (`Options.max_decoded_bytes` and `max_expansion_ratio`). LXD's import may still take such an
+ * image (it reads only the metadata), but `lxc launch` would unpack all of it: never stored.
+ */
+export function bombFinding(report) {
+  return (report?.findings ?? []).find((f) => f.code === "decompression-bomb" && f.severity === "error") ?? null;
+}
+
+/**
+ * How an upload ends: `uploadVerdict` of the gating target, except that an image the core
+ * stopped decoding as a decompression bomb is `"decompression-bomb"` (422) even when the target
+ * would import it.
+ */
+export function uploadOutcome(report, verdict) {
+  const outcome = uploadVerdict(verdict);
+  return outcome === "accepted" && bombFinding(report) ? "decompression-bomb" : outcome;
 }
 
 /**
