@@ -18,12 +18,18 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const CRLFCRLF = enc.encode("\r\n\r\n");
 
-/** The boundary parameter of a `multipart/form-data` content type, or null. */
+/**
+ * The boundary parameter of a `multipart/form-data` content type, or null. Its length is not
+ * checked here: see MAX_BOUNDARY.
+ */
 export function multipartBoundary(contentType) {
   if (!contentType || !/^\s*multipart\/form-data\s*(;|$)/i.test(contentType)) return null;
-  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))/i.exec(contentType);
+  const m = /;\s*boundary=(?:"([^"]+)"|([^\s;"]+))/i.exec(contentType);
   return m ? m[1] ?? m[2] : null;
 }
+
+/** RFC 2046 §5.1.1: a boundary is 1 to 70 characters. */
+export const MAX_BOUNDARY = 70;
 
 function concat(a, b) {
   if (a.byteLength === 0) return b;

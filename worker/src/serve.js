@@ -41,8 +41,8 @@ export function parseRange(header, size) {
 /**
  * `attachment` with the stored file name (RFC 6266): a plain-ASCII `filename` (anything else,
  * quotes, backslashes and controls become `_`) and, when the name is not plain ASCII, the exact
- * name as UTF-8 in `filename*`. A header value must be bytes (no code point above 0xFF, no CR,
- * LF or NUL); a name like `образ.tar.xz` put there raw makes the Headers constructor throw.
+ * name as UTF-8 in `filename*`. A header value is bytes: a name like `образ.tar.xz` put there
+ * raw goes out as its UTF-8 bytes, which HTTP clients read as Latin-1 (`Ð¾Ð±Ñ€Ð°Ð·.tar.xz`).
  */
 export function contentDisposition(raw) {
   const name = String(raw).toWellFormed();

@@ -17,7 +17,7 @@
 import { Inspection, CoreError, referenceTarget, targets } from "./core.js";
 import { R2Sink } from "./r2sink.js";
 import { readLarge } from "./bodyread.js";
-import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
+import { MultipartReader, MultipartError, multipartBoundary, MAX_BOUNDARY } from "./multipart.js";
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
 import { validateAliases, validateFilename, checkAliasFree, quote } from "./names.js";
@@ -86,6 +86,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   const boundary = multipartBoundary(contentType);
   if (/^\s*multipart\//i.test(contentType) && !boundary) {
     throw new HttpError(400, "Invalid multipart image: multipart/form-data without a boundary");
+  }
+  if (boundary && boundary.length > MAX_BOUNDARY) {
+    throw new HttpError(400, `Invalid multipart image: the boundary is ${boundary.length} characters long; at most ${MAX_BOUNDARY} (RFC 2046)`);
   }
 
   // A unified upload's file name (a split one's come with its parts).
