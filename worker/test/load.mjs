@@ -1,5 +1,5 @@
 // Load test of the worker in workerd (Miniflare, its own socket on loopback), bounded in count
-// and time: URL-import answers (LXD's HEAD with LXD-Server-Architectures) and image downloads
+// and time: URL-import answers (with LXD-Server-Architectures) and image downloads
 // (a 20 KiB image, whole; a 24 MiB image, whole), driven by autocannon. Every answer is checked
 // (status, LXD-Image-Hash, Content-Length): a wrong one counts as an error. Reports requests/s,
 // p50/p99 latency, MB/s, error rate and workerd CPU per request; afterwards the R2 bucket and the
@@ -34,19 +34,25 @@ try {
   const base = w.directUrl;
 
   const scenarios = [
+    // LXD asks with HEAD; GET runs the same negotiation and adds a one-line body (autocannon's
+    // parser cannot frame answers to HEAD).
     {
-      name: "URL-import answer (HEAD /load)",
+      name: "URL-import answer (GET /load)",
       url: `${base}/load`,
-      method: "HEAD",
+      method: "GET",
       headers: ARCH,
       connections: 64,
       amount: QUICK ? 2000 : 40000,
-      check: (status, h) => status === 200 && h["lxd-image-hash"] === fpSmall && h["lxd-image-url"] === `${base}/images/${fpSmall}/unified`,
+      check: (status, h, body) =>
+        status === 200 &&
+        h["lxd-image-hash"] === fpSmall &&
+        h["lxd-image-url"] === `${base}/images/${fpSmall}/unified` &&
+        body === `${fpSmall} x86_64 ${base}/images/${fpSmall}/unified\n`,
     },
     {
       name: "URL-import answer, fingerprint URL",
       url: `${base}/${fpSmall}`,
-      method: "HEAD",
+      method: "GET",
       headers: ARCH,
       connections: 64,
       amount: QUICK ? 1000 : 20000,
@@ -58,7 +64,7 @@ try {
       method: "GET",
       headers: {},
       connections: 64,
-      amount: QUICK ? 2000 : 20000,
+      amount: QUICK ? 2000 : 10000,
       check: (status, h, body) => status === 200 && h["content-length"] === String(small.length) && body.length > 0,
     },
     {
@@ -66,8 +72,8 @@ try {
       url: `${base}/images/${fpLarge}/unified`,
       method: "GET",
       headers: {},
-      connections: 8,
-      amount: QUICK ? 16 : 160,
+      connections: 2,
+      amount: QUICK ? 6 : 60,
       check: (status, h) => status === 200 && h["content-length"] === String(large.length),
       noBody: true,
     },
@@ -77,13 +83,13 @@ try {
   for (const s of scenarios) {
     let bad = 0;
     let checked = 0;
-    const maxSeconds = QUICK ? 30 : 120;
+    const maxSeconds = QUICK ? 60 : 180;
     const cpu0 = w.cpuMs();
     const inst = autocannon({
       url: s.url,
       connections: s.connections,
       amount: s.amount,
-      timeout: 20,
+      timeout: 60,
       requests: [
         {
           method: s.method,
@@ -133,7 +139,7 @@ try {
     `  ${"".padEnd(36)} ${"requests".padStart(8)} ${"conns".padStart(5)} ${"req/s".padStart(8)} ${"p50 ms".padStart(7)} ${"p99 ms".padStart(7)} ${"MB/s".padStart(7)} ${"errors".padStart(7)} ${"CPU µs/req".padStart(10)}`,
     ...rows.map(
       (r, i) =>
-        `  ${r.name.padEnd(36)} ${String(r.requests).padStart(8)} ${String(scenarios[i].connections).padStart(5)} ${r.rps.toFixed(0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.mbps.toFixed(1).padStart(7)} ${(r.errorRate * 100).toFixed(2).padStart(6)}% ${r.cpuUs.toFixed(0).padStart(10)}`,
+        `  ${r.name.padEnd(36)} ${String(r.requests).padStart(8)} ${String(scenarios[i].connections).padStart(5)} ${r.rps.toFixed(r.rps < 100 ? 1 : 0).padStart(8)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.mbps.toFixed(1).padStart(7)} ${(r.errorRate * 100).toFixed(2).padStart(6)}% ${r.cpuUs.toFixed(0).padStart(10)}`,
     ),
     "",
     ...rows.map((r) => `  ${r.name}: ${r.detail}`),
