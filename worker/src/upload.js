@@ -69,9 +69,28 @@ export function gateTarget(env) {
   return key;
 }
 
+/**
+ * The core's expansion limits from the `MAX_DECODED_BYTES` and `MAX_EXPANSION_RATIO` vars (whole
+ * numbers; empty or unset: the core's defaults, 1 GiB and 100:1), as Inspector options.
+ */
+export function decodeLimits(env) {
+  const out = {};
+  for (const [name, key] of [["MAX_DECODED_BYTES", "maxDecodedBytes"], ["MAX_EXPANSION_RATIO", "maxExpansionRatio"]]) {
+    const raw = String(env[name] ?? "").trim();
+    if (raw === "") continue;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) {
+      throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number; leave it empty for the default`);
+    }
+    out[key] = n;
+  }
+  return out;
+}
+
 export async function handleUpload(request, env, { dryRun = false } = {}) {
   await requireToken(request, env);
   const gate = gateTarget(env);
+  const limits = decodeLimits(env);
   // The core's early verdict is the reference target's: stop reading early only when that gates.
   const early = gate === referenceTarget();
   const url = new URL(request.url);
@@ -119,7 +138,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   let mp = null;
   try {
     if (!boundary) {
-      inspection = new Inspection({ names: [filename] });
+      inspection = new Inspection({ names: [filename], ...limits });
       const sink = newSink("unified");
       for await (const chunk of chunks(request.body)) {
         count(chunk.byteLength);
@@ -159,6 +178,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       inspection = new Inspection({
         names: [validateFilename(meta.filename, "metadata part"), validateFilename(root.filename, `${root.name} part`)],
         splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
+        ...limits,
       });
       for (const c of held) inspection.push(c);
       held.length = 0;
