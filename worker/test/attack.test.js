@@ -734,7 +734,8 @@ describe("malformed multipart bodies: a clear 400, nothing stored", () => {
       ["misnamed rootfs", ct, Buffer.concat([part("metadata", meta), part("rootfs.tar", root), close]), /got "rootfs.tar"/],
       ["part name with a terminal escape", ct, Buffer.concat([part("meta\x1b[2Jdata", meta), close]), /first part must be named "metadata" \(got "meta\\u001b\[2Jdata"\)/],
       ["a 20 KiB part header line", ct, Buffer.concat([part("metadata", meta, `; x="${"h".repeat(20 << 10)}"`), part("rootfs", root), close]), /part headers longer than 16384 bytes/],
-      ["2 MiB of part headers with no end", ct, Buffer.concat([Buffer.from(`--${B}\r\nX-A: `), Buffer.alloc(2 << 20, 0x61)]), /part headers longer than 16384 bytes/],
+      // (Under one read, 512 KiB: a body the worker stops reading early may reach the client as a reset.)
+      ["400 KiB of part headers with no end", ct, Buffer.concat([Buffer.from(`--${B}\r\nX-A: `), Buffer.alloc(400 << 10, 0x61)]), /part headers longer than 16384 bytes/],
       ["a header line without a colon", ct, Buffer.concat([Buffer.from(`--${B}\r\nnot a header\r\n\r\n`), meta, close]), /malformed part header "not a header"/],
       ["a part without Content-Disposition", ct, Buffer.concat([Buffer.from(`--${B}\r\nContent-Type: x\r\n\r\n`), meta, close]), /without Content-Disposition: form-data/],
       ["body ends inside part headers", ct, Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="metadata"`), /ends inside part headers/],
@@ -806,7 +807,8 @@ describe("aliases and file names", () => {
     }
     // The X-LXD-filename header (lxc image import's): a control character in a header value
     // never reaches an index row.
-    const r = await rawHttp(w.directUrl, "POST", "/api/images?alias=fn", { headers: { ...authHeader, "x-lxd-filename": "a\u001bb.tar.xz" }, body: img("unified-amd64.tar.xz") });
+    // (Expect: 100-continue: the 400 comes before the body is read; see the size-limit tests.)
+    const r = await rawHttp(w.directUrl, "POST", "/api/images?alias=fn", { headers: { ...authHeader, "x-lxd-filename": "a\u001bb.tar.xz", expect: "100-continue" }, body: img("unified-amd64.tar.xz"), hold: true });
     assert.ok(r.status === 400, `HTTP ${r.status} ${r.text.slice(0, 200)}`);
     await unchanged(st);
   });
