@@ -66,7 +66,6 @@ export function validateFilename(name, where) {
   const bad = (why) => new HttpError(400, `Invalid file name ${quote(name)} (${where}): ${why}`);
   const bytes = new TextEncoder().encode(name).byteLength;
   if (bytes > MAX_FILENAME_BYTES) throw bad(`${bytes} bytes; at most ${MAX_FILENAME_BYTES}`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw bad("control characters are not allowed");
   if (name.includes("/")) throw bad("a file name, not a path: no /");
   if (name === "." || name === "..") throw bad("not a file name");

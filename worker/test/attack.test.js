@@ -69,7 +69,6 @@ async function unchanged(want, target = w) {
 
 /** No raw control character (a terminal escape) in an answer the worker wrote. */
 function noControls(s, what) {
-  // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(s.replace(/\n$/, ""), /[\u0000-\u0008\u000b-\u001f\u007f]/, `${what}: raw control characters`);
 }
 
