@@ -67,21 +67,13 @@ function guard(fn) {
  * wasm memory if the inspection is abandoned; `finish()` does it too.
  */
 export class Inspection {
-  /**
-   * @param {{names?: (string|null)[], splitType?: "container"|"virtual-machine"|null, now?: number,
-   *          maxDecodedBytes?: number, maxExpansionRatio?: number}} options
-   *   the expansion limits: left out, the core's defaults (1 GiB, 100:1)
-   */
+  /** @param {{names?: (string|null)[], splitType?: "container"|"virtual-machine"|null, now?: number}} options */
   constructor(options = {}) {
     const core = load();
-    const limits = {};
-    if (options.maxDecodedBytes !== undefined) limits.maxDecodedBytes = options.maxDecodedBytes;
-    if (options.maxExpansionRatio !== undefined) limits.maxExpansionRatio = options.maxExpansionRatio;
     this.inner = guard(() => new core.Inspector({
       now: options.now ?? Math.floor(Date.now() / 1000),
       names: options.names ?? [],
       splitType: options.splitType ?? null,
-      ...limits,
     }));
     this.bytes = 0;
     this.pending = new Uint8Array(COALESCE);

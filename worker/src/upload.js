@@ -69,28 +69,9 @@ export function gateTarget(env) {
   return key;
 }
 
-/**
- * The core's expansion limits from the `MAX_DECODED_BYTES` and `MAX_EXPANSION_RATIO` vars (whole
- * numbers; empty or unset: the core's defaults, 1 GiB and 100:1), as Inspector options.
- */
-export function decodeLimits(env) {
-  const out = {};
-  for (const [name, key] of [["MAX_DECODED_BYTES", "maxDecodedBytes"], ["MAX_EXPANSION_RATIO", "maxExpansionRatio"]]) {
-    const raw = String(env[name] ?? "").trim();
-    if (raw === "") continue;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) {
-      throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number; leave it empty for the default`);
-    }
-    out[key] = n;
-  }
-  return out;
-}
-
 export async function handleUpload(request, env, { dryRun = false } = {}) {
   await requireToken(request, env);
   const gate = gateTarget(env);
-  const limits = decodeLimits(env);
   // The core's early verdict is the reference target's: stop reading early only when that gates.
   const early = gate === referenceTarget();
   const url = new URL(request.url);
@@ -110,12 +91,11 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     throw new HttpError(400, `Invalid multipart image: the boundary is ${boundary.length} characters long; at most ${MAX_BOUNDARY} (RFC 2046)`);
   }
 
-  // A unified upload's file name (a split one's come with its parts).
-  const filename = boundary
-    ? null
-    : url.searchParams.get("filename")
-      ? validateFilename(url.searchParams.get("filename"), "filename=")
-      : validateFilename(request.headers.get("x-lxd-filename"), "X-LXD-filename");
+  // A unified upload's file name (a split one's come with its parts): checked before any byte is read.
+  if (!boundary) {
+    if (url.searchParams.get("filename")) validateFilename(url.searchParams.get("filename"), "filename=");
+    else validateFilename(request.headers.get("x-lxd-filename"), "X-LXD-filename");
+  }
 
   const uploadId = crypto.randomUUID();
   const sinks = [];
@@ -138,7 +118,8 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   let mp = null;
   try {
     if (!boundary) {
-      inspection = new Inspection({ names: [filename], ...limits });
+      const filename = url.searchParams.get("filename") || request.headers.get("x-lxd-filename") || null;
+      inspection = new Inspection({ names: [filename] });
       const sink = newSink("unified");
       for await (const chunk of chunks(request.body)) {
         count(chunk.byteLength);
@@ -175,10 +156,10 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       if (!root || (root.name !== "rootfs" && root.name !== "rootfs.img")) {
         throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${quote(root?.name ?? null)})`);
       }
+      validateFilename(root.filename, `${root.name} part`);
       inspection = new Inspection({
-        names: [validateFilename(meta.filename, "metadata part"), validateFilename(root.filename, `${root.name} part`)],
+        names: [meta.filename || null, root.filename || null],
         splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
-        ...limits,
       });
       for (const c of held) inspection.push(c);
       held.length = 0;

@@ -386,8 +386,9 @@ describe("tokens", () => {
 // verdict (which reads only metadata.yaml) accepts it, so the lenient checks below only ask for
 // a consistent end within the time bound. The strict checks switch on by themselves when the
 // built core (pkg/lxdimg.d.ts) knows the finding code; after the merge, set STRICT to true. The
-// last two need the worker to pass MAX_DECODED_BYTES / MAX_EXPANSION_RATIO to the core
-// (`maxDecodedBytes` / `maxExpansionRatio` of the Inspector options, through src/core.js).
+// worker reads the two vars from the same branch (upload.js `expansionLimits`, core.js); the
+// refusal of an image LXD would import but that is a bomb is this branch's (upload.js
+// `uploadOutcome`: 422, X-Lxdimg-Verdict: decompression-bomb).
 const STRICT = readFileSync(path.join(ROOT, "pkg/lxdimg.d.ts"), "utf8").includes('"decompression-bomb"');
 const WORKERS_CPU_LIMIT_MS = 30000; // a Workers request's default CPU limit (paid plans)
 
@@ -410,22 +411,17 @@ describe(`decompression bomb (${STRICT ? "strict: the core has expansion limits"
     return { r, out, st, cpu, wall, bombs };
   }
 
-  it("the MAX_DECODED_BYTES / MAX_EXPANSION_RATIO vars: whole numbers, empty for the core's defaults", async () => {
-    const { decodeLimits } = await import("../src/upload.js");
-    assert.deepEqual(decodeLimits({}), {});
-    assert.deepEqual(decodeLimits({ MAX_DECODED_BYTES: "", MAX_EXPANSION_RATIO: " " }), {});
-    assert.deepEqual(decodeLimits({ MAX_DECODED_BYTES: "67108864", MAX_EXPANSION_RATIO: "100" }), { maxDecodedBytes: 67108864, maxExpansionRatio: 100 });
-    for (const bad of ["1e9", "-1", "1.5", "64MiB", "99999999999999999999"]) {
-      assert.throws(() => decodeLimits({ MAX_DECODED_BYTES: bad }), /MAX_DECODED_BYTES ".*" is not a whole number/, bad);
-    }
-    const broken = await start({ MAX_EXPANSION_RATIO: "lots" });
-    try {
-      const r = await upload(img("unified-amd64.tar.xz"), { target: broken });
-      assert.equal(r.status, 500);
-      assert.match(await r.text(), /MAX_EXPANSION_RATIO "lots" is not a whole number/);
-      assert.deepEqual(await broken.consistent(), { objects: [], images: [], files: [], aliases: [] });
-    } finally {
-      await broken.close();
+  it("bad MAX_DECODED_BYTES / MAX_EXPANSION_RATIO values: 500 saying which, nothing stored", { skip: !STRICT && "the vars are read once the core has expansion limits (BOMB-LIMITS)" }, async () => {
+    for (const [name, value] of [["MAX_EXPANSION_RATIO", "lots"], ["MAX_DECODED_BYTES", "-1"], ["MAX_DECODED_BYTES", "1.5"], ["MAX_DECODED_BYTES", "64MiB"]]) {
+      const broken = await start({ [name]: value });
+      try {
+        const r = await upload(img("unified-amd64.tar.xz"), { target: broken });
+        assert.equal(r.status, 500, `${name}=${value}`);
+        assert.match(await r.text(), new RegExp(`${name} "${value.replace(".", "\\.")}" is not a whole number`));
+        assert.deepEqual(await broken.consistent(), { objects: [], images: [], files: [], aliases: [] });
+      } finally {
+        await broken.close();
+      }
     }
   });
 
