@@ -3,17 +3,20 @@
 #
 #   make run-worker        wrangler dev on http://127.0.0.1:8080: the page (www/) + the API
 #   make test-worker       worker tests in workerd (Miniflare) + unit tests (part of `make test`)
+#   make test-worker-attack  the worker under attack, checked by listing R2 and querying D1, and a
+#                          short load test that must see no error (part of `make test`)
 #   make test-worker-lxd   the real LXD 5.0.2 client against the worker over HTTPS (part of `make test`)
 #   make bench-worker      upload validation and URL-import answers (part of `make bench`)
+#   make load-worker       load test: URL-import answers and downloads, req/s, p99, error rate (part of `make bench`)
 
 WORKER_DIR := worker
 WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-lxd run-worker bench-worker
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd run-worker bench-worker load-worker
 
-EXTRA_TESTS += test-worker test-worker-lxd
-EXTRA_BENCH += bench-worker
+EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd
+EXTRA_BENCH += bench-worker load-worker
 
 $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
 	cd $(WORKER_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -36,6 +39,10 @@ test-worker-unit: worker-deps
 test-worker: worker-build worker-images
 	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/unit.test.js test/worker.test.js
 
+test-worker-attack: worker-build worker-images
+	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/attack.test.js
+	cd $(WORKER_DIR) && node test/load.mjs --quick
+
 test-worker-lxd: worker-build worker-images build lxd-setup
 	bash $(WORKER_DIR)/test/lxd-real.sh
 
@@ -47,6 +54,9 @@ run-worker: worker-deps worker-pkg
 	@echo "lxdimg worker: http://127.0.0.1:8080/  (upload token: $$(sed -n 's/^UPLOAD_TOKEN=//p' $(WORKER_DIR)/.dev.vars), in worker/.dev.vars)"
 	@echo "  upload:  curl -H \"Authorization: Bearer TOKEN\" --data-binary @IMAGE 'http://127.0.0.1:8080/api/images?alias=NAME'"
 	cd $(WORKER_DIR) && ./node_modules/.bin/wrangler dev --ip 127.0.0.1 --port 8080 --show-interactive-dev-session=false
+
+load-worker: worker-build worker-images
+	cd $(WORKER_DIR) && node test/load.mjs
 
 bench-worker: worker-build build bench-inputs
 	$(call apt_install,nginx wrk)

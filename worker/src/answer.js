@@ -11,7 +11,7 @@ import { canonicalArchitecture, escapeControls, personalities } from "./core.js"
 import { SECURITY_HEADERS } from "../../www/csp.js";
 import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
 import { escapeHtml, publicOrigin, remoteName, text } from "./http.js";
-import { FINGERPRINT } from "./names.js";
+import { aliasProblem, quote } from "./names.js";
 
 /** The file URL LXD downloads for a unified image. */
 export function imageUrl(origin, fingerprint) {
@@ -83,7 +83,11 @@ export async function handleAnswer(request, env, name) {
   const isFp = /^[0-9a-fA-F]{64}$/.test(name);
   const fp = isFp ? name.toLowerCase() : null;
 
-  if (client === null) return page(request, env, origin, name, fp);
+  // A name no upload could have given is answered without a lookup, so a flood of made-up names
+  // (each up to the URL's length) costs no query and fills no cache entry.
+  const notAlias = fp ? null : aliasProblem(name);
+  if (client === null) return notAlias ? null : page(request, env, origin, name, fp);
+  if (notAlias) return text(404, `No image with alias ${quote(name)} (not an alias: ${notAlias})`, { vary: VARY });
   if (client.error) return text(400, `${client.error}; expected names (x86_64, i686), aliases (amd64) or numeric IDs (2, 1)`, { vary: VARY });
 
   let chosen = null;

@@ -12,14 +12,14 @@ export class HttpError extends Error {
 export function text(status, message, headers = {}) {
   return new Response(message.endsWith("\n") ? message : `${message}\n`, {
     status,
-    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers },
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", ...headers },
   });
 }
 
 export function json(status, value, headers = {}) {
   return new Response(JSON.stringify(value, null, 2) + "\n", {
     status,
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", ...headers },
   });
 }
 

@@ -21,7 +21,7 @@ import { handleUpload, uploadLimit } from "./upload.js";
 import { configureAnswerCache, deleteAlias, deleteImage, getImage, listImages, referencedUploadIds } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken, text } from "./http.js";
 import { CoreError, coreMemory, coreVersion } from "./core.js";
-import { FINGERPRINT } from "./names.js";
+import { FINGERPRINT, quote } from "./names.js";
 import { imageUrl } from "./answer.js";
 
 function methodNotAllowed(allow) {
@@ -43,7 +43,7 @@ async function route(request, env, ctx) {
   try {
     path = decodeURIComponent(url.pathname);
   } catch {
-    return text(400, `Malformed URL path: ${url.pathname}`);
+    return text(400, `Malformed URL path: ${quote(url.pathname)}`);
   }
   const method = request.method;
   const read = method === "GET" || method === "HEAD";
@@ -70,7 +70,7 @@ async function route(request, env, ctx) {
   let m;
   if ((m = /^\/api\/images\/([^/]+)$/.exec(path))) {
     const fp = m[1].toLowerCase();
-    if (!FINGERPRINT.test(fp)) return text(400, `Not a fingerprint (64 hex digits): ${m[1]}`);
+    if (!FINGERPRINT.test(fp)) return text(400, `Not a fingerprint (64 hex digits): ${quote(m[1])}`);
     if (read) {
       const img = await getImage(env.DB, fp);
       return img ? json(200, publicImage(img, origin)) : text(404, `No image with fingerprint ${fp}`);
@@ -88,13 +88,13 @@ async function route(request, env, ctx) {
     if (method !== "DELETE") return methodNotAllowed("DELETE");
     await requireToken(request, env);
     const n = await deleteAlias(env.DB, m[1], url.searchParams.get("architecture"));
-    return n ? json(200, { deleted: m[1], rows: n }) : text(404, `No alias "${m[1]}"`);
+    return n ? json(200, { deleted: m[1], rows: n }) : text(404, `No alias ${quote(m[1])}`);
   }
-  if (path.startsWith("/api/")) return text(404, `No API endpoint ${path}`);
+  if (path.startsWith("/api/")) return text(404, `No API endpoint ${quote(path)}`);
 
   if ((m = /^\/images\/([0-9a-fA-F]{64})\/([a-z]+)$/.exec(path))) {
     if (!read) return methodNotAllowed("GET, HEAD");
-    if (!ROLES.has(m[2])) return text(404, `No such file: ${m[2]} (unified, metadata or rootfs)`);
+    if (!ROLES.has(m[2])) return text(404, `No such file: ${quote(m[2])} (unified, metadata or rootfs)`);
     return serveFile(request, env, m[1].toLowerCase(), m[2]);
   }
   if ((m = /^\/streams\/v1\/(index\.json|images\.json)$/.exec(path))) {
@@ -111,7 +111,7 @@ async function route(request, env, ctx) {
     const asset = await env.ASSETS.fetch(request);
     if (asset.status !== 404) return asset;
   }
-  return text(404, `Not found: ${path}`);
+  return text(404, `Not found: ${quote(path)}`);
 }
 
 /** Deletes R2 objects of uploads that never made it into the index (a worker evicted mid-upload). */

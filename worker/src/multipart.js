@@ -16,13 +16,20 @@ export class MultipartError extends Error {
 const MAX_HEADERS = 16 * 1024;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+const CRLFCRLF = enc.encode("\r\n\r\n");
 
-/** The boundary parameter of a `multipart/form-data` content type, or null. */
+/**
+ * The boundary parameter of a `multipart/form-data` content type, or null. Its length is not
+ * checked here: see MAX_BOUNDARY.
+ */
 export function multipartBoundary(contentType) {
   if (!contentType || !/^\s*multipart\/form-data\s*(;|$)/i.test(contentType)) return null;
-  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))/i.exec(contentType);
+  const m = /;\s*boundary=(?:"([^"]+)"|([^\s;"]+))/i.exec(contentType);
   return m ? m[1] ?? m[2] : null;
 }
+
+/** RFC 2046 §5.1.1: a boundary is 1 to 70 characters. */
+export const MAX_BOUNDARY = 70;
 
 function concat(a, b) {
   if (a.byteLength === 0) return b;
@@ -132,12 +139,15 @@ export class MultipartReader {
       return null;
     }
     let end;
+    const tooLong = () => new MultipartError(`Invalid multipart image: part headers longer than ${MAX_HEADERS} bytes`);
     for (;;) {
-      end = indexOf(this.buf, enc.encode("\r\n\r\n"));
+      end = indexOf(this.buf, CRLFCRLF);
       if (end >= 0) break;
-      if (this.buf.byteLength > MAX_HEADERS) throw new MultipartError("Invalid multipart image: part headers are too long");
+      if (this.buf.byteLength > MAX_HEADERS) throw tooLong();
       if (!(await this.#more())) throw new MultipartError("Invalid multipart image: body ends inside part headers");
     }
+    // (A long block can arrive whole in one read: the limit holds either way.)
+    if (end > MAX_HEADERS) throw tooLong();
     const text = dec.decode(this.buf.subarray(0, end)).replace(/^[ \t]*\r\n/, "");
     this.buf = this.buf.subarray(end + 4);
     const part = parseHeaders(text);

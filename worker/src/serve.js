@@ -38,6 +38,20 @@ export function parseRange(header, size) {
   return { start, end: Math.min(end, size - 1) };
 }
 
+/**
+ * `attachment` with the stored file name (RFC 6266): a plain-ASCII `filename` (anything else,
+ * quotes, backslashes and controls become `_`) and, when the name is not plain ASCII, the exact
+ * name as UTF-8 in `filename*`. A header value is bytes: a name like `образ.tar.xz` put there
+ * raw goes out as its UTF-8 bytes, which HTTP clients read as Latin-1 (`Ð¾Ð±Ñ€Ð°Ð·.tar.xz`).
+ */
+export function contentDisposition(raw) {
+  const name = String(raw).toWellFormed();
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  if (ascii === name) return `attachment; filename="${name}"`;
+  const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${utf8}`;
+}
+
 function etagMatches(header, etag) {
   if (!header) return false;
   return header.split(",").some((t) => {
@@ -56,7 +70,7 @@ export async function serveFile(request, env, fingerprint, role) {
     etag,
     "accept-ranges": "bytes",
     "cache-control": "public, max-age=31536000, immutable, no-transform",
-    "content-disposition": `attachment; filename="${filename.replace(/["\\\r\n]/g, "_")}"`,
+    "content-disposition": contentDisposition(filename),
     "x-content-type-options": "nosniff",
   });
   if (etagMatches(request.headers.get("if-none-match"), etag)) {

@@ -17,10 +17,10 @@
 import { Inspection, CoreError, referenceTarget, targets } from "./core.js";
 import { R2Sink } from "./r2sink.js";
 import { readLarge } from "./bodyread.js";
-import { MultipartReader, MultipartError, multipartBoundary } from "./multipart.js";
+import { MultipartReader, MultipartError, multipartBoundary, MAX_BOUNDARY } from "./multipart.js";
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
-import { validateAlias, checkAliasFree } from "./names.js";
+import { validateAliases, validateFilename, checkAliasFree, quote } from "./names.js";
 
 export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
 export const METADATA_BUFFER = 32 * 1024 * 1024;
@@ -75,8 +75,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   // The core's early verdict is the reference target's: stop reading early only when that gates.
   const early = gate === referenceTarget();
   const url = new URL(request.url);
-  const aliases = [...new Set(url.searchParams.getAll("alias"))];
-  for (const a of aliases) validateAlias(a);
+  const aliases = validateAliases(url.searchParams.getAll("alias"));
   if (!dryRun) for (const a of aliases) await checkAliasFree(a, env, request);
   const limit = uploadLimit(env);
   const declared = request.headers.get("content-length");
@@ -87,6 +86,15 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   const boundary = multipartBoundary(contentType);
   if (/^\s*multipart\//i.test(contentType) && !boundary) {
     throw new HttpError(400, "Invalid multipart image: multipart/form-data without a boundary");
+  }
+  if (boundary && boundary.length > MAX_BOUNDARY) {
+    throw new HttpError(400, `Invalid multipart image: the boundary is ${boundary.length} characters long; at most ${MAX_BOUNDARY} (RFC 2046)`);
+  }
+
+  // A unified upload's file name (a split one's come with its parts): checked before any byte is read.
+  if (!boundary) {
+    if (url.searchParams.get("filename")) validateFilename(url.searchParams.get("filename"), "filename=");
+    else validateFilename(request.headers.get("x-lxd-filename"), "X-LXD-filename");
   }
 
   const uploadId = crypto.randomUUID();
@@ -127,8 +135,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       mp = new MultipartReader(request.body, boundary, { onBytes: count });
       const meta = await mp.next();
       if (!meta || meta.name !== "metadata") {
-        throw new MultipartError(`Invalid multipart image: the first part must be named "metadata" (got ${JSON.stringify(meta?.name ?? null)})`);
+        throw new MultipartError(`Invalid multipart image: the first part must be named "metadata" (got ${quote(meta?.name ?? null)})`);
       }
+      validateFilename(meta.filename, "metadata part");
       // Until the rootfs part's name says container or VM, keep the metadata bytes (and store them).
       const metaSink = newSink("metadata");
       const held = [];
@@ -145,8 +154,9 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       if (metaSink) await metaSink.close();
       const root = await mp.next();
       if (!root || (root.name !== "rootfs" && root.name !== "rootfs.img")) {
-        throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${JSON.stringify(root?.name ?? null)})`);
+        throw new MultipartError(`Invalid multipart image: the second part must be named "rootfs" or "rootfs.img" (got ${quote(root?.name ?? null)})`);
       }
+      validateFilename(root.filename, `${root.name} part`);
       inspection = new Inspection({
         names: [meta.filename || null, root.filename || null],
         splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
@@ -183,7 +193,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     throw e;
   }
   const verdict = report.verdicts?.[gate];
-  const outcome = uploadVerdict(verdict);
+  const outcome = uploadOutcome(report, verdict);
   if (outcome !== "accepted") {
     await cleanup();
     if (rejectedEarly) {
@@ -252,6 +262,25 @@ export function uploadVerdict(verdict) {
   if (verdict?.accepted === true) return "accepted";
   if (verdict?.accepted === false) return "rejected";
   return "not-judged";
+}
+
+/**
+ * The core's error finding for a file that expanded past its limits while decoding
+ * (`Options.max_decoded_bytes` and `max_expansion_ratio`). LXD's import may still take such an
+ * image (it reads only the metadata), but `lxc launch` would unpack all of it: never stored.
+ */
+export function bombFinding(report) {
+  return (report?.findings ?? []).find((f) => f.code === "decompression-bomb" && f.severity === "error") ?? null;
+}
+
+/**
+ * How an upload ends: `uploadVerdict` of the gating target, except that an image the core
+ * stopped decoding as a decompression bomb is `"decompression-bomb"` (422) even when the target
+ * would import it.
+ */
+export function uploadOutcome(report, verdict) {
+  const outcome = uploadVerdict(verdict);
+  return outcome === "accepted" && bombFinding(report) ? "decompression-bomb" : outcome;
 }
 
 /**

@@ -7,6 +7,7 @@ import { Miniflare } from "miniflare";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { createHash } from "node:crypto";
+import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,12 +40,59 @@ export function build() {
   });
 }
 
-/** The images the tests upload (built by make-images.sh). */
+/** The images the tests upload (built by make-images.sh, which makes only what is missing). */
+let imagesMade = false;
 export function images() {
-  if (!existsSync(path.join(IMAGES, "truncated.tar.gz"))) {
+  if (!imagesMade) {
     execFileSync("bash", [path.join(WORKER, "test/make-images.sh"), IMAGES], { stdio: ["ignore", "ignore", "inherit"] });
+    imagesMade = true;
   }
   return (name) => readFileSync(path.join(IMAGES, name));
+}
+
+/** The workerd processes below this Node process (Miniflare's runtime), by PID. */
+export function workerdPids() {
+  const parent = new Map();
+  const comm = new Map();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      comm.set(Number(d), stat.slice(stat.indexOf("(") + 1, close));
+      parent.set(Number(d), Number(stat.slice(close + 2).split(" ")[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const below = (pid) => {
+    for (let p = parent.get(pid); p; p = parent.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  return [...comm.keys()].filter((pid) => comm.get(pid) === "workerd" && below(pid));
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system) of processes, in milliseconds (clock-tick resolution, usually 10 ms). */
+export function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // gone
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
 }
 
 export function sha256(...bufs) {
@@ -100,7 +148,9 @@ export async function start(bindings = {}, { direct = false } = {}) {
     // re-pipes every request body through JS in 4 KiB chunks): what the benchmark measures.
     ...(direct ? { unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] } : {}),
   });
+  const pidsBefore = new Set(workerdPids());
   const url = await mf.ready;
+  const workerd = workerdPids().filter((p) => !pidsBefore.has(p));
   const directUrl = direct ? (await mf.unsafeGetDirectURL()).href.replace(/\/$/, "") : null;
   const db = await mf.getD1Database("DB");
   await db.batch(migrations().map((s) => db.prepare(s)));
@@ -112,6 +162,9 @@ export async function start(bindings = {}, { direct = false } = {}) {
     directUrl,
     db,
     bucket,
+    workerd,
+    /** CPU milliseconds this instance's workerd has used so far. */
+    cpuMs: () => cpuMs(workerd),
     fetch: (p, init) => mf.dispatchFetch(base + p, init),
     async objects() {
       const keys = [];
@@ -125,6 +178,52 @@ export async function start(bindings = {}, { direct = false } = {}) {
     },
     async rows(table) {
       return (await db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).first()).n;
+    },
+    /** What the bucket lists and the index holds: `{objects, images, files, aliases}`, sorted. */
+    async state() {
+      const q = async (sql) => (await db.prepare(sql).all()).results;
+      return {
+        objects: await this.objects(),
+        images: await q("SELECT fingerprint, upload_id, format, type, architecture, size FROM images ORDER BY fingerprint"),
+        files: await q("SELECT fingerprint, role, name, size, sha256, r2_key FROM files ORDER BY fingerprint, role"),
+        aliases: await q("SELECT name, architecture, fingerprint FROM aliases ORDER BY name, architecture"),
+      };
+    },
+    /**
+     * Lists the bucket, queries the index and checks that they agree: every object is a file row
+     * of the upload that owns its image (no orphan, no row without its object), keys are
+     * `uploads/<uuid>/<role>` only, each object has the row's size and SHA-256 (a unified file's
+     * is the fingerprint), each image has exactly its files, every alias names a stored image of
+     * its architecture. Returns the state.
+     */
+    async consistent() {
+      const st = await this.state();
+      const key = /^uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(unified|metadata|rootfs)$/;
+      for (const k of st.objects) assert.match(k, key, `R2 key ${JSON.stringify(k)}`);
+      assert.deepEqual(st.objects, st.files.map((f) => f.r2_key).sort(), "R2 objects = files rows");
+      const images = new Map(st.images.map((i) => [i.fingerprint, i]));
+      for (const f of st.files) {
+        const img = images.get(f.fingerprint);
+        assert.ok(img, `file row ${f.r2_key} without its image`);
+        const [, id, role] = key.exec(f.r2_key);
+        assert.equal(id, img.upload_id, `${f.r2_key} belongs to the winning upload`);
+        assert.equal(role, f.role);
+        const obj = await bucket.get(f.r2_key);
+        const bytes = Buffer.from(await obj.arrayBuffer());
+        assert.equal(bytes.length, f.size, `${f.r2_key} size`);
+        assert.equal(sha256(bytes), f.sha256, `${f.r2_key} sha256`);
+        if (role === "unified") assert.equal(f.sha256, f.fingerprint);
+      }
+      for (const img of st.images) {
+        const roles = st.files.filter((f) => f.fingerprint === img.fingerprint).map((f) => f.role).sort();
+        assert.deepEqual(roles, img.format === "unified" ? ["unified"] : ["metadata", "rootfs"], `files of ${img.fingerprint}`);
+      }
+      for (const a of st.aliases) {
+        const img = images.get(a.fingerprint);
+        assert.ok(img, `alias ${a.name} names a stored image`);
+        assert.equal(a.architecture, img.architecture);
+      }
+      return st;
     },
     close: () => mf.dispose(),
   };

@@ -11,6 +11,10 @@
 #   truncated.tar.gz          cut short: imported by LXD, but launch would fail  (accepted, warning)
 #   not-an-image.txt          text                          -> Unsupported compression
 #   no-date.tar.xz            metadata.yaml without creation_date -> Missing creation date
+#   large-24m.tar.gz          x86_64 container with 24 MiB of incompressible rootfs data: three
+#                             R2 parts (aborted-upload and concurrency tests, attack.test.js)
+#   bomb-4g.tar.zst           x86_64 container whose rootfs holds one 4 GiB file of zeros: about
+#                             130 KB of zstd that decodes to 4 GiB (decompression bomb, issue 9)
 #   big.tar.gz                BIG_MB MiB of incompressible rootfs data (only if BIG_MB is set)
 set -euo pipefail
 dir=${1:-$(dirname "$0")/out/images}
@@ -89,6 +93,24 @@ if [ ! -s "$dir/no-date.tar.xz" ]; then
   meta "$s" x86_64 "No date" no-date
   rootfs "$s" nodate
   "${TAR[@]}" -C "$s" -cJf "$dir/no-date.tar.xz" metadata.yaml templates rootfs
+fi
+
+if [ ! -s "$dir/large-24m.tar.gz" ]; then
+  s=$work/large
+  meta "$s" x86_64 "Large"
+  rootfs "$s" large
+  head -c $((24 << 20)) /dev/urandom > "$s/rootfs/bin/large"
+  "${TAR[@]}" -C "$s" -cf - metadata.yaml templates rootfs | gzip -1 -c > "$dir/large-24m.tar.gz"
+fi
+
+if [ ! -s "$dir/bomb-4g.tar.zst" ]; then
+  s=$work/bomb
+  meta "$s" x86_64 "Bomb"
+  rootfs "$s" bomb
+  truncate -s 4G "$s/rootfs/bin/zero" # sparse on disk; tar reads 4 GiB of zeros
+  "${TAR[@]}" -C "$s" -cf - metadata.yaml templates rootfs | zstd -q -T1 -3 -c > "$dir/bomb-4g.tar.zst.part"
+  mv "$dir/bomb-4g.tar.zst.part" "$dir/bomb-4g.tar.zst"
+  rm -f "$s/rootfs/bin/zero"
 fi
 
 if [ -n "${BIG_MB:-}" ] && [ ! -s "$dir/big-$BIG_MB.tar.gz" ]; then
