@@ -494,12 +494,12 @@ mod cli {
                             "{} {} as {} version {} (aliases: {})",
                             if a.changed { "added" } else { "already in the tree:" },
                             a.fingerprint,
-                            a.product,
+                            shown(&a.product),
                             a.version,
-                            if a.aliases.is_empty() { "none".into() } else { a.aliases.join(", ") }
+                            if a.aliases.is_empty() { "none".into() } else { shown(&a.aliases.join(", ")).into_owned() }
                         );
                         for (alias, other) in &a.skipped {
-                            eprintln!("note: the default alias {alias} is already on product {other}; left out");
+                            eprintln!("note: the default alias {} is already on product {}; left out", shown(alias), shown(other));
                         }
                         for c in a.unseen {
                             eprintln!(
@@ -510,7 +510,7 @@ mod cli {
                         Ok(0)
                     }
                     Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                        eprintln!("lxdimg: not added: {e}");
+                        eprintln!("lxdimg: not added: {}", shown(&e.to_string()));
                         Ok(1)
                     }
                     Err(e) => Err(e),
@@ -539,7 +539,7 @@ mod cli {
                                 r.os.clone(), r.release.clone(), r.variant.clone(), r.architecture.clone(),
                                 r.image_type.to_string(), r.size.to_string(), clients(r),
                             ];
-                            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                            let line: Vec<String> = fields.iter().map(|f| csv_field(&shown(f))).collect();
                             writeln!(out, "{}", line.join(","))?;
                         }
                     }
@@ -555,7 +555,7 @@ mod cli {
                                 r.image_type.to_string(), r.version.clone(), human_size(r.size), clients(r),
                             ]);
                         }
-                        let table: Vec<Vec<String>> = table.into_iter().map(|row| row.iter().map(|c| terminal_safe(c)).collect()).collect();
+                        let table: Vec<Vec<String>> = table.into_iter().map(|row| row.iter().map(|c| shown(c).into_owned()).collect()).collect();
                         let widths: Vec<usize> = (0..10).map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
                         for row in &table {
                             let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -574,7 +574,7 @@ mod cli {
                 let v = stream::verify(&Tree::new(&dir), &clients, &mut |f, r| inspect_report(f, r, None))?;
                 let mut out = io::stdout().lock();
                 for p in &v.problems {
-                    writeln!(out, "problem: {}", terminal_safe(&p.to_string()))?;
+                    writeln!(out, "problem: {}", shown(&p.to_string()))?;
                 }
                 let seen: Vec<String> = v.seen.iter().map(|(c, n)| format!("{} sees {n}", c.name())).collect();
                 writeln!(
@@ -592,13 +592,13 @@ mod cli {
                 let p = stream::prune(&Tree::new(&dir), retention, dry_run)?;
                 let verb = if dry_run { "would remove" } else { "removed" };
                 for (prod, ver) in &p.versions {
-                    println!("{verb} version {ver} of {}", terminal_safe(prod));
+                    println!("{verb} version {ver} of {}", shown(prod));
                 }
                 for (prod, ver, item) in &p.missing_items {
-                    println!("{verb} item {} of {} {ver} (its file is missing)", terminal_safe(item), terminal_safe(prod));
+                    println!("{verb} item {} of {} {ver} (its file is missing)", shown(item), shown(prod));
                 }
                 for f in &p.files {
-                    println!("{verb} unreferenced file {}", terminal_safe(f));
+                    println!("{verb} unreferenced file {}", shown(f));
                 }
                 Ok(0)
             }
@@ -616,18 +616,6 @@ mod cli {
         }
     }
 
-    /// Untrusted text for a terminal: control characters escaped, never raw.
-    fn terminal_safe(s: &str) -> String {
-        let mut o = String::with_capacity(s.len());
-        for c in s.chars() {
-            if c.is_control() {
-                o.extend(c.escape_default());
-            } else {
-                o.push(c);
-            }
-        }
-        o
-    }
 
     /// This machine's architecture, by LXD's canonical name.
     fn machine_arch() -> Option<&'static str> {
