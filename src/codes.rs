@@ -54,6 +54,8 @@ finding_codes! {
     V7Tar = "v7-tar", Error;
     /// The compressed stream is corrupt or truncated.
     DecodeError = "decode-error", Error;
+    /// Decoding stopped at the expansion limits (decoded size and ratio).
+    DecompressionBomb = "decompression-bomb", Error;
     /// Bytes after the compressed stream.
     TrailingData = "trailing-data", Warning;
     /// A malformed or truncated tar stream.

@@ -39,6 +39,16 @@ pub const PAX_HEADER_MAX: usize = 1 << 20;
 /// Entries walked in one tarball before the walk gives up (the fingerprint is still computed).
 pub const ENTRIES_MAX: u64 = 50_000_000;
 
+/// Default of [`crate::Options::max_decoded_bytes`]: decoded bytes of one compressed file before
+/// the expansion ratio is checked. A 304 MB Debian rootfs image decodes to 304 MB.
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 1 << 30;
+
+/// Default of [`crate::Options::max_expansion_ratio`]: decoded bytes per compressed byte read
+/// beyond which a file that has also passed [`DEFAULT_MAX_DECODED_BYTES`] is a decompression bomb.
+/// Real root filesystems compress 3–5:1 (xz -9 of a Debian rootfs: about 4:1); only runs of
+/// identical bytes (empty disk space, zero padding) compress past 100:1.
+pub const DEFAULT_MAX_EXPANSION_RATIO: u64 = 100;
+
 /// Largest decoder window (xz/lzma dictionary, zstd window) accepted. xz -9 uses 64 MiB and
 /// zstd --long=31 2 GiB; an image declaring more than this is reported instead of decoded.
 pub const MAX_DECODER_WINDOW: u64 = 512 << 20;

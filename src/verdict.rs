@@ -204,6 +204,10 @@ pub struct LxdWalk<'a> {
     pub root: Option<ImageType>,
     /// A tar error hit before the stop.
     pub tar_error: Option<&'a TarError>,
+    /// The walk was cut short by lxdimg's expansion limits before LXD's stop: why, in plain
+    /// words. LXD would decompress on, so what it decides is not known (unless a target already
+    /// fails on what was read).
+    pub cut: Option<String>,
 }
 
 /// The rootfs file of a split image, as the `lxc` client checks it.
@@ -237,6 +241,9 @@ impl From<&str> for Refusal {
 }
 
 /// Decodes the `metadata.yaml` entries the way `target` would; the error is LXD's message.
+/// What the YAML decoder gets from a reader that fails mid-entry.
+const YAML_EOF: &str = "yaml: input error: unexpected EOF";
+
 pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, Refusal> {
     let mut md = ImageMetadata::default();
     for doc in docs {
@@ -256,7 +263,7 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, R
         }
         if !doc.complete {
             // What the YAML decoder gets from a reader that fails mid-entry.
-            return Err("yaml: input error: unexpected EOF".into());
+            return Err(YAML_EOF.into());
         }
         decode_into(&doc.data, &mut md, target.dialect).map_err(Refusal::Lxd)?;
     }
@@ -330,6 +337,16 @@ fn evaluate_import(
         }
         // The target pipes the file through the wrong decompressor, which outputs nothing.
         return reject("Metadata tarball is missing metadata.yaml".into());
+    }
+    if let Some(why) = &walk.cut {
+        let partial = walk.docs.last().is_some_and(|d| !d.complete);
+        return match decode_docs(target, &walk.docs) {
+            Err(Refusal::Lxd(e)) if !(partial && e == YAML_EOF) => reject(Refusal::Lxd(e)),
+            Err(Refusal::NotJudged(e)) => reject(Refusal::NotJudged(e)),
+            _ => reject(Refusal::NotJudged(format!(
+                "{why}, before LXD would have stopped reading; LXD would decompress on, so its verdict is not known"
+            ))),
+        };
     }
     let md = match decode_docs(target, &walk.docs) {
         Ok(md) => md,
