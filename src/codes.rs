@@ -122,6 +122,8 @@ finding_codes! {
     RootfsEmpty = "rootfs-empty", Warning;
     /// The two files of a split image were given in the wrong order.
     SplitFilesSwapped = "split-files-swapped", Error;
+    /// Both files of a split image hold `metadata.yaml` (the metadata tarball given twice).
+    SplitMetadataTwice = "split-metadata-twice", Error;
     /// Reading stopped early (`--quick`).
     Quick = "quick", Info;
 }

@@ -13,6 +13,10 @@ pub const METADATA_YAML_KEEP: usize = 4 << 20;
 /// one byte more fails).
 pub const LXD_METADATA_YAML_CAP: usize = 1 << 20;
 
+/// Bytes of all `metadata.yaml` entries kept together (16 entries of 4 MiB would be 64 MiB). A
+/// later entry that no longer fits whole is not judged for the targets without a cap.
+pub const METADATA_YAML_KEEP_TOTAL: usize = 8 << 20;
+
 /// `metadata.yaml` entries kept before the point where LXD stops reading (LXD decodes each one on
 /// top of the previous one). Further ones only produce a finding.
 pub const METADATA_ENTRIES_MAX: usize = 16;
@@ -23,8 +27,13 @@ pub const TEMPLATE_KEEP: usize = 64 << 10;
 /// Total bytes of template files kept for display, over all templates.
 pub const TEMPLATES_KEEP_TOTAL: usize = 4 << 20;
 
-/// Template files listed (present or not) in the report.
-pub const TEMPLATE_FILES_MAX: usize = 4096;
+/// Files under `templates/` whose name (and first bytes) are kept, so that rules can be matched
+/// with them. A `metadata.yaml` LXD reads (1 MiB) holds fewer rules than this.
+pub const TEMPLATE_FILES_MAX: usize = 100_000;
+
+/// Bytes of the names of those files, together. Past either limit, a rule whose file was not
+/// kept is not reported as missing.
+pub const TEMPLATE_NAMES_KEEP_TOTAL: usize = 4 << 20;
 
 /// Bytes kept of `rootfs/etc/os-release` and of its usual symlink target.
 pub const OS_RELEASE_KEEP: usize = 64 << 10;
@@ -75,6 +84,10 @@ pub const ROOTFS_HEADER_KEEP: usize = 512;
 /// Nodes (after alias expansion) decoded from one `metadata.yaml` before giving up. yaml.v2 bounds
 /// alias expansion by ratio; this caps the absolute work as well.
 pub const YAML_NODES_MAX: u64 = 10_000_000;
+
+/// Open YAML collections in `metadata.yaml`: Go's YAML scanner (libyaml's `max_indents` and
+/// `max_flow_level`) fails past 10000 levels, and so does lxdimg.
+pub const YAML_DEPTH_MAX: usize = 10_000;
 
 /// Bytes of a squashfs rootfs's metadata tables (inode table to the end) kept to check that its
 /// metadata blocks decode, as unsquashfs will. A 300 MB Debian rootfs needs about 2 MiB.

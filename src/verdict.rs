@@ -2,7 +2,7 @@
 
 use crate::arch::{self, ArchRules};
 use crate::detect::{detect_incus_table, detect_lxd, Detection, Format};
-use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP};
+use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP, METADATA_YAML_KEEP_TOTAL};
 use crate::report::{Creatable, ImageType, Verdict};
 use crate::tar::TarError;
 use crate::yaml::{decode_into, Dialect, ImageMetadata};
@@ -260,6 +260,15 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, R
                 "metadata.yaml is {} bytes; lxdimg judges files up to {} bytes for {}",
                 doc.size, METADATA_YAML_KEEP, target.key
             )));
+        }
+        if doc.complete && (doc.data.len() as u64) < doc.size {
+            // Over METADATA_YAML_KEEP_TOTAL: the entry was not kept whole.
+            if target.yaml_cap.is_none() || doc.data.len() <= LXD_METADATA_YAML_CAP {
+                return Err(Refusal::NotJudged(format!(
+                    "the metadata.yaml entries hold more than {METADATA_YAML_KEEP_TOTAL} bytes together, which lxdimg does not keep; {} is not kept whole",
+                    doc.name
+                )));
+            }
         }
         if !doc.complete {
             // What the YAML decoder gets from a reader that fails mid-entry.

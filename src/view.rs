@@ -50,6 +50,9 @@ pub struct Collected {
     pub lxd_stopped: bool,
     /// `templates/*` files by name.
     pub templates: BTreeMap<String, Kept>,
+    /// Files under `templates/` not in `templates` (over `TEMPLATE_FILES_MAX` or
+    /// `TEMPLATE_NAMES_KEEP_TOTAL`).
+    pub templates_unlisted: u64,
     /// `etc/os-release`, its link target if it is a symlink, and `usr/lib/os-release`.
     pub os_etc: Option<Kept>,
     pub os_etc_link: Option<Vec<u8>>,

@@ -97,9 +97,15 @@ pub(crate) fn file_findings(f: &FileView<'_>, out: &mut Findings) {
         return metadata_entry_findings(f, out);
     };
     if let Some(e) = tar.error.filter(|_| !f.partial) {
-        let add = out
-            .add(C::TarError, format!("{} ({})", e.detail, e.go_message))
-            .file(role);
+        let message = if e.detail.contains("offset") {
+            format!("{} ({})", e.detail, e.go_message)
+        } else {
+            format!(
+                "{}, at decoded offset {} ({})",
+                e.detail, e.offset, e.go_message
+            )
+        };
+        let add = out.add(C::TarError, message).file(role);
         if let Some(entry) = &e.entry {
             add.entry(entry.clone());
         }

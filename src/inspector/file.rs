@@ -174,7 +174,8 @@ impl FileState {
                     *decode_error = Some(e);
                 }
             }
-            if complete {
+            // Not when the limit stopped decoding just now (the stream did not end there).
+            if complete && d.bomb().is_none() {
                 walker.finish();
             }
         }
