@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LXDIMG := target/release/lxdimg
 
-.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff unit demo clean
+.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff unit hostile demo clean
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
 # for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
@@ -22,8 +22,14 @@ wasm-check:
 	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown
 	@python3 scripts/wasm-imports.py target/wasm32-unknown-unknown/release/lxdimg.wasm
 
+# The hostile corpus runs in `hostile` (release, default limits), not here.
 unit:
-	$(CARGO) test --locked
+	$(CARGO) test --locked -- --skip hostile_corpus
+
+# The hostile corpus (tests/hostile.rs): decompression bombs at the default 1 GiB limit and every
+# other class, each within 64 MiB + the stream's decoder window; prints the per-class table.
+hostile:
+	$(CARGO) test --release --locked --test hostile -- --nocapture --test-threads=1
 
 # The real daemons the verdicts are checked against: LXD 5.0.2 (Debian 12) and Incus 6.0.4
 # (bookworm-backports), side by side.
@@ -49,7 +55,7 @@ EXTRA_BENCH :=
 -include www/www.mk
 -include worker/worker.mk
 
-test: setup build wasm-check unit lxd-diff $(EXTRA_TESTS)
+test: setup build wasm-check unit hostile lxd-diff $(EXTRA_TESTS)
 
 # Builds the CLI, makes a small demo image and inspects it.
 demo: build

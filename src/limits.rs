@@ -92,3 +92,8 @@ pub const YAML_DEPTH_MAX: usize = 10_000;
 /// Bytes of a squashfs rootfs's metadata tables (inode table to the end) kept to check that its
 /// metadata blocks decode, as unsquashfs will. A 300 MB Debian rootfs needs about 2 MiB.
 pub const SQUASHFS_TABLES_KEEP: usize = 64 << 20;
+
+/// Bytes of squashfs metadata decompressed (and cached) while checking those tables. Blocks of
+/// 8 KiB can be stored in a few bytes each, so the kept tables alone do not bound this; a
+/// 300 MB Debian rootfs decompresses to a few MiB.
+pub const SQUASHFS_DECODED_MAX: usize = 32 << 20;
