@@ -85,6 +85,10 @@ pub const ROOTFS_HEADER_KEEP: usize = 512;
 /// alias expansion by ratio; this caps the absolute work as well.
 pub const YAML_NODES_MAX: u64 = 10_000_000;
 
+/// Nodes of the YAML tree built from one `metadata.yaml` (about 100 bytes each). A real one has a
+/// few dozen; 20 000 template rules are 140 000. Past this the verdict is "not judged".
+pub const YAML_TREE_NODES_MAX: usize = 200_000;
+
 /// Open YAML collections in `metadata.yaml`: Go's YAML scanner (libyaml's `max_indents` and
 /// `max_flow_level`) fails past 10000 levels, and so does lxdimg.
 pub const YAML_DEPTH_MAX: usize = 10_000;

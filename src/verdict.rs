@@ -274,7 +274,12 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, R
             // What the YAML decoder gets from a reader that fails mid-entry.
             return Err(YAML_EOF.into());
         }
-        decode_into(&doc.data, &mut md, target.dialect).map_err(Refusal::Lxd)?;
+        decode_into(&doc.data, &mut md, target.dialect).map_err(|e| {
+            match e.strip_prefix(crate::yaml::NOT_JUDGED) {
+                Some(why) => Refusal::NotJudged(why.to_string()),
+                None => Refusal::Lxd(e),
+            }
+        })?;
     }
     Ok(md)
 }

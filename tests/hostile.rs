@@ -548,7 +548,7 @@ fn bombs(c: &mut Corpus) {
         });
     }
 
-    // A realistic 40:1 stream far past the size limit is no bomb: the ratio limit holds.
+    // A realistic stream (about 3:1) past the size limit is no bomb: the ratio limit holds.
     let mut t = image_start(META.as_bytes());
     let size: usize = if heavy() { 1200 << 20 } else { 80 << 20 };
     t.extend_from_slice(&hdr(b"rootfs/text", size as u64, b'0'));
@@ -819,6 +819,29 @@ fn yaml_cases(c: &mut Corpus) {
             finding(r, "metadata-duplicate");
         },
     );
+    // Half a million tiny nodes in 1 MiB (LXD's cap), two million in 4 MiB (uncapped targets):
+    // lxdimg builds at most YAML_TREE_NODES_MAX of them and does not judge the rest.
+    for mib in [1usize, 4] {
+        let mut d = format!("{META}x: [a");
+        while d.len() < (mib << 20) - 8 {
+            d += ",a";
+        }
+        d += "]\n";
+        let mut t = image_start(d.as_bytes());
+        end_marker(&mut t);
+        c.case(
+            "yaml",
+            format!("{mib} MiB of tiny YAML nodes"),
+            &[&t],
+            0,
+            opts.clone(),
+            |r| {
+                let v = &r.verdicts["incus-6"]; // no 1 MiB cap
+                assert_eq!(v.accepted, None, "{v:?}");
+                assert!(v.reason.as_deref().unwrap().contains("YAML nodes"), "{v:?}");
+            },
+        );
+    }
     // Nested 500 000 deep, flow and block style.
     for (what, doc) in [
         (

@@ -1,6 +1,6 @@
 //! The first YAML document as a tree of nodes, from yaml-rust2's events.
 
-use crate::limits::YAML_DEPTH_MAX;
+use crate::limits::{YAML_DEPTH_MAX, YAML_TREE_NODES_MAX};
 use std::collections::BTreeMap;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::TScalarStyle;
@@ -92,6 +92,14 @@ pub(super) fn parse_first_document(text: &str) -> Result<Option<FirstDocument>, 
                 }))
             }
             Event::DocumentStart => in_doc = true,
+            Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..)
+                if nodes.len() >= YAML_TREE_NODES_MAX =>
+            {
+                return Err(format!(
+                    "{}metadata.yaml has more than {YAML_TREE_NODES_MAX} YAML nodes, which lxdimg does not build",
+                    super::NOT_JUDGED
+                ))
+            }
             Event::DocumentEnd => {
                 if in_doc {
                     return Ok(root.map(|root| FirstDocument {
