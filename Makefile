@@ -3,12 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LXDIMG := target/release/lxdimg
 
-.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff unit demo clean
+.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff stream-real unit hostile demo clean
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
-# for the benchmarks, and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
+# for the benchmarks, nginx (serves `lxdimg stream` trees to the real clients), and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
 # (llvm-ar) compile libzstd for the wasm32 build; libarchive-tools (bsdtar) writes sparse members.
-APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm libarchive-tools
+APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm libarchive-tools nginx
 include mk/common.mk
 
 setup: rust-wasm-target
@@ -22,8 +22,19 @@ wasm-check:
 	$(CARGO) build --lib --release --locked --target wasm32-unknown-unknown
 	@python3 scripts/wasm-imports.py target/wasm32-unknown-unknown/release/lxdimg.wasm
 
+# The hostile corpus runs in `hostile` (release, default limits), not here.
 unit:
-	$(CARGO) test --locked
+	$(CARGO) test --locked -- --skip hostile_corpus
+
+# The hostile corpus (tests/hostile.rs): decompression bombs at the default 1 GiB limit and every
+# other class, each within 64 MiB + the stream's decoder window; prints the per-class table.
+hostile:
+	$(CARGO) test --release --locked --test hostile -- --nocapture --test-threads=1
+
+# `lxdimg stream` trees served by nginx over HTTPS to the real LXD 5.0.2 and Incus 6.0.4 clients,
+# beside the peer tool incus-simplestreams (tests/stream/real.sh).
+stream-real: build lxd-setup
+	LXDIMG=$(LXDIMG) bash tests/stream/real.sh
 
 # The real daemons the verdicts are checked against: LXD 5.0.2 (Debian 12) and Incus 6.0.4
 # (bookworm-backports), side by side.
@@ -49,7 +60,7 @@ EXTRA_BENCH :=
 -include www/www.mk
 -include worker/worker.mk
 
-test: setup build wasm-check unit lxd-diff $(EXTRA_TESTS)
+test: setup build wasm-check unit hostile lxd-diff stream-real $(EXTRA_TESTS)
 
 # Builds the CLI, makes a small demo image and inspects it.
 demo: build

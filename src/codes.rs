@@ -54,6 +54,8 @@ finding_codes! {
     V7Tar = "v7-tar", Error;
     /// The compressed stream is corrupt or truncated.
     DecodeError = "decode-error", Error;
+    /// Decoding stopped at the expansion limits (decoded size and ratio).
+    DecompressionBomb = "decompression-bomb", Error;
     /// Bytes after the compressed stream.
     TrailingData = "trailing-data", Warning;
     /// A malformed or truncated tar stream.
@@ -122,6 +124,8 @@ finding_codes! {
     SplitFilesSwapped = "split-files-swapped", Error;
     /// Metadata holding control characters (escape sequences for the terminal of `lxc image list`).
     ControlCharacters = "control-characters", Warning;
+    /// Both files of a split image hold `metadata.yaml` (the metadata tarball given twice).
+    SplitMetadataTwice = "split-metadata-twice", Error;
     /// Reading stopped early (`--quick`).
     Quick = "quick", Info;
 }

@@ -17,8 +17,14 @@ pub fn unpack_outcome(image: &ImageView<'_>, complete: bool) -> Creatable {
         return Creatable::unknown(Code::NotChecked, "reading stopped once the import verdict was known (--quick): creatability was not checked".into());
     }
     let ty = image.image_type().unwrap_or(ImageType::Container);
-    if let Some(c) = image.files.iter().find_map(tarball_outcome) {
-        return c;
+    // A file that fails beats one whose outcome is unknown (a decompression bomb).
+    let outcomes: Vec<Creatable> = image.files.iter().filter_map(tarball_outcome).collect();
+    if let Some(c) = outcomes
+        .iter()
+        .find(|c| c.ok == Some(false))
+        .or(outcomes.first())
+    {
+        return c.clone();
     }
     if ty == ImageType::VirtualMachine {
         let head: &[u8] = match image.rootfs_file() {
@@ -151,7 +157,18 @@ fn tarball_outcome(f: &FileView<'_>) -> Option<Creatable> {
         );
         return Some(Creatable::no(Code::TarError, msg));
     }
-    if let Some(e) = tar.error.filter(|e| !e.in_header) {
+    let tar_failed = tar.error.filter(|e| !e.in_header);
+    if let (Some(b), None) = (f.bomb, tar_failed) {
+        return Some(Creatable::unknown(
+            Code::DecompressionBomb,
+            format!(
+                "{}; the rest of the stream was not checked, and unpacking it decompresses at least {} bytes",
+                b.describe(f.role.noun()),
+                b.decoded
+            ),
+        ));
+    }
+    if let Some(e) = tar_failed {
         let gnu = if e.go_message == crate::tar::ERR_UNEXPECTED_EOF {
             "tar: Unexpected EOF in archive"
         } else {
@@ -182,6 +199,7 @@ pub fn creatable(
                 "the image is not imported, so no instance can be created from it".into(),
             )
         }
+        None if unpack.code == Some(Code::DecompressionBomb) => return unpack.clone(),
         None => {
             return Creatable::unknown(
                 Code::ImportNotJudged,

@@ -59,6 +59,14 @@ mod cli {
             #[arg(long, value_name = "NAME", default_value = lxdimg::verdict::REFERENCE.key,
                   value_parser = clap::builder::PossibleValuesParser::new(lxdimg::verdict::TARGETS.iter().map(|t| t.key)))]
             target: String,
+            /// Expansion limit: stop decoding a compressed file (a `decompression-bomb` error)
+            /// once it has decoded more than this many bytes and more than --max-expansion-ratio
+            /// times the compressed bytes read.
+            #[arg(long, value_name = "BYTES", default_value_t = lxdimg::limits::DEFAULT_MAX_DECODED_BYTES)]
+            max_decoded_bytes: u64,
+            /// Expansion limit: decoded bytes per compressed byte read (see --max-decoded-bytes).
+            #[arg(long, value_name = "RATIO", default_value_t = lxdimg::limits::DEFAULT_MAX_EXPANSION_RATIO)]
+            max_expansion_ratio: u64,
             /// Image file, or the metadata tarball of a split image (`-` for stdin).
             file: PathBuf,
             /// Rootfs file of a split image (squashfs, qcow2 or tarball).
@@ -336,6 +344,8 @@ mod cli {
                 host_arch,
                 r#type,
                 target,
+                max_decoded_bytes,
+                max_expansion_ratio,
                 file,
                 rootfs,
             } => {
@@ -377,6 +387,8 @@ mod cli {
                             ImageType::VirtualMachine
                         }
                     }),
+                    max_decoded_bytes,
+                    max_expansion_ratio,
                 };
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())

@@ -109,7 +109,7 @@ error: string | null,
  */
 code: CreatableCode | null, };
 
-export type CreatableCode = "decode-error" | "trailing-data" | "tar-error" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-unsupported" | "architecture" | "import-rejected" | "import-not-judged" | "not-checked" | "virtual-machine" | "host-unknown";
+export type CreatableCode = "decode-error" | "trailing-data" | "tar-error" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-unsupported" | "architecture" | "import-rejected" | "import-not-judged" | "not-checked" | "virtual-machine" | "host-unknown" | "decompression-bomb";
 
 export type MetadataReport = { 
 /**
@@ -167,7 +167,7 @@ offset: number | null,
  */
 entry: string | null, };
 
-export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "split-files-swapped" | "control-characters" | "quick";
+export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "decompression-bomb" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "split-files-swapped" | "control-characters" | "split-metadata-twice" | "quick";
 
 export type Severity = "error" | "warning" | "info";
 

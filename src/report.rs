@@ -84,6 +84,9 @@ pub enum CreatableCode {
     VirtualMachine,
     /// `ok: null`: the host architecture is unknown.
     HostUnknown,
+    /// `ok: null`: lxdimg stopped decoding a file at its expansion limits, so the rest of the
+    /// stream (and what unpacking it would write) was not checked.
+    DecompressionBomb,
 }
 
 /// Whether an instance can be created from the image (LXD unpacks it whole at that point).

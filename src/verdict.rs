@@ -2,7 +2,7 @@
 
 use crate::arch::{self, ArchRules};
 use crate::detect::{detect_incus_table, detect_lxd, Detection, Format};
-use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP};
+use crate::limits::{LXD_METADATA_YAML_CAP, METADATA_YAML_KEEP, METADATA_YAML_KEEP_TOTAL};
 use crate::report::{Creatable, ImageType, Verdict};
 use crate::tar::TarError;
 use crate::yaml::{decode_into, Dialect, ImageMetadata};
@@ -204,6 +204,10 @@ pub struct LxdWalk<'a> {
     pub root: Option<ImageType>,
     /// A tar error hit before the stop.
     pub tar_error: Option<&'a TarError>,
+    /// The walk was cut short by lxdimg's expansion limits before LXD's stop: why, in plain
+    /// words. LXD would decompress on, so what it decides is not known (unless a target already
+    /// fails on what was read).
+    pub cut: Option<String>,
 }
 
 /// The rootfs file of a split image, as the `lxc` client checks it.
@@ -237,6 +241,9 @@ impl From<&str> for Refusal {
 }
 
 /// Decodes the `metadata.yaml` entries the way `target` would; the error is LXD's message.
+/// What the YAML decoder gets from a reader that fails mid-entry.
+const YAML_EOF: &str = "yaml: input error: unexpected EOF";
+
 pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, Refusal> {
     let mut md = ImageMetadata::default();
     for doc in docs {
@@ -254,11 +261,25 @@ pub fn decode_docs(target: &Target, docs: &[MetaDoc]) -> Result<ImageMetadata, R
                 doc.size, METADATA_YAML_KEEP, target.key
             )));
         }
+        if doc.complete && (doc.data.len() as u64) < doc.size {
+            // Over METADATA_YAML_KEEP_TOTAL: the entry was not kept whole.
+            if target.yaml_cap.is_none() || doc.data.len() <= LXD_METADATA_YAML_CAP {
+                return Err(Refusal::NotJudged(format!(
+                    "the metadata.yaml entries hold more than {METADATA_YAML_KEEP_TOTAL} bytes together, which lxdimg does not keep; {} is not kept whole",
+                    doc.name
+                )));
+            }
+        }
         if !doc.complete {
             // What the YAML decoder gets from a reader that fails mid-entry.
-            return Err("yaml: input error: unexpected EOF".into());
+            return Err(YAML_EOF.into());
         }
-        decode_into(&doc.data, &mut md, target.dialect).map_err(Refusal::Lxd)?;
+        decode_into(&doc.data, &mut md, target.dialect).map_err(|e| {
+            match e.strip_prefix(crate::yaml::NOT_JUDGED) {
+                Some(why) => Refusal::NotJudged(why.to_string()),
+                None => Refusal::Lxd(e),
+            }
+        })?;
     }
     Ok(md)
 }
@@ -330,6 +351,16 @@ fn evaluate_import(
         }
         // The target pipes the file through the wrong decompressor, which outputs nothing.
         return reject("Metadata tarball is missing metadata.yaml".into());
+    }
+    if let Some(why) = &walk.cut {
+        let partial = walk.docs.last().is_some_and(|d| !d.complete);
+        return match decode_docs(target, &walk.docs) {
+            Err(Refusal::Lxd(e)) if !(partial && e == YAML_EOF) => reject(Refusal::Lxd(e)),
+            Err(Refusal::NotJudged(e)) => reject(Refusal::NotJudged(e)),
+            _ => reject(Refusal::NotJudged(format!(
+                "{why}, before LXD would have stopped reading; LXD would decompress on, so its verdict is not known"
+            ))),
+        };
     }
     let md = match decode_docs(target, &walk.docs) {
         Ok(md) => md,

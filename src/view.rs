@@ -3,7 +3,7 @@
 //! Findings, the creatability verdict and the Report are all built from these views, never from
 //! the state machine itself, so each of them can be tested on views built by hand.
 
-use crate::decode::{DecodeError, Trailing};
+use crate::decode::{Bomb, DecodeError, Trailing};
 use crate::detect::{detect_lxd, Detection, Format, HEADER_LEN};
 use crate::report::{FileRole, ImageType};
 use crate::tar::{TarEnd, TarError};
@@ -50,6 +50,9 @@ pub struct Collected {
     pub lxd_stopped: bool,
     /// `templates/*` files by name.
     pub templates: BTreeMap<String, Kept>,
+    /// Files under `templates/` not in `templates` (over `TEMPLATE_FILES_MAX` or
+    /// `TEMPLATE_NAMES_KEEP_TOTAL`).
+    pub templates_unlisted: u64,
     /// `etc/os-release`, its link target if it is a symlink, and `usr/lib/os-release`.
     pub os_etc: Option<Kept>,
     pub os_etc_link: Option<Vec<u8>>,
@@ -93,6 +96,8 @@ pub struct FileView<'a> {
     /// The tar walk, for a file decoded as a tarball.
     pub tar: Option<TarView<'a>>,
     pub decode_error: Option<&'a DecodeError>,
+    /// Decoding stopped at the expansion limits.
+    pub bomb: Option<Bomb>,
     pub trailing: Option<Trailing>,
     pub collected: &'a Collected,
     /// A squashfs rootfs's metadata tables as kept (`None`: not a squashfs, or not kept).
@@ -108,6 +113,19 @@ impl FileView<'_> {
     /// How LXD detects the format of this file.
     pub fn lxd_detection(&self) -> Detection {
         detect_lxd(self.head)
+    }
+
+    /// The expansion limits stopped decoding before LXD's walk of this file was over: what LXD
+    /// would make of the rest is unknown.
+    pub fn walk_cut(&self) -> Option<Bomb> {
+        let bomb = self.bomb?;
+        let tar = self.tar?;
+        if tar.end.is_some() || tar.error.is_some() {
+            return None; // the walk was over (end marker or error) before the limit
+        }
+        let c = self.collected;
+        let reading_metadata = c.docs.last().is_some_and(|d| !d.complete);
+        (!c.lxd_stopped || reading_metadata).then_some(bomb)
     }
 
     /// Problems in a squashfs rootfs's metadata blocks (empty if none, or if not all were read).
@@ -169,6 +187,7 @@ impl<'a> ImageView<'a> {
             },
             docs: &f.collected.docs,
             root: f.collected.root,
+            cut: f.walk_cut().map(|b| b.describe(f.role.noun())),
             tar_error: if f.collected.lxd_stopped {
                 None
             } else {

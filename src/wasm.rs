@@ -27,6 +27,10 @@ export interface InspectorOptions {
   splitType?: "container" | "virtual-machine" | null;
   /** Canonical architecture of the LXD host (`x86_64`, `aarch64`, …), for the `creatable` verdict. Left out: not checked. */
   hostArch?: string | null;
+  /** Expansion limit: decoding of a compressed file stops (a `decompression-bomb` error finding) once it has decoded more than this many bytes *and* more than `maxExpansionRatio` times the compressed bytes read. Left out: 1073741824 (1 GiB). */
+  maxDecodedBytes?: number | null;
+  /** Expansion limit: decoded bytes per compressed byte read (see `maxDecodedBytes`). Left out: 100. */
+  maxExpansionRatio?: number | null;
 }
 "#;
 
@@ -60,6 +64,25 @@ struct JsOptions {
     names: Option<Vec<Option<String>>>,
     split_type: Option<String>,
     host_arch: Option<String>,
+    max_decoded_bytes: Option<f64>,
+    max_expansion_ratio: Option<f64>,
+}
+
+/// A limit given as a JS number: a whole number of at least 0 (up to 2^53, the largest exact one).
+fn limit(name: &str, v: Option<f64>, default: u64) -> Result<u64, JsError> {
+    match v {
+        None => Ok(default),
+        Some(n)
+            if n.is_finite()
+                && n.fract() == 0.0
+                && (0.0..=9_007_199_254_740_992.0).contains(&n) =>
+        {
+            Ok(n as u64)
+        }
+        Some(n) => Err(JsError::new(&format!(
+            "invalid Inspector options: {name} must be a whole number of at least 0, not {n}"
+        ))),
+    }
 }
 
 fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
@@ -91,12 +114,22 @@ fn options(js: Option<JsInspectorOptions>) -> Result<Options, JsError> {
             )))
         }
     };
+    let defaults = Options::default();
     Ok(Options {
         now,
         names,
         split_type,
         host_arch: js.host_arch,
-        ..Options::default()
+        max_decoded_bytes: limit(
+            "maxDecodedBytes",
+            js.max_decoded_bytes,
+            defaults.max_decoded_bytes,
+        )?,
+        max_expansion_ratio: limit(
+            "maxExpansionRatio",
+            js.max_expansion_ratio,
+            defaults.max_expansion_ratio,
+        )?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! bzip2: concatenated streams, like `bzip2 -dc`.
 
-use super::{err, DecodeError, Sink};
+use super::{err, Halt, Sink};
 
 pub(super) struct Bzip2 {
     dec: bzip2::Decompress,
@@ -26,7 +26,7 @@ impl Bzip2 {
         base: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         let mut pos = 0;
         while pos < input.len() {
             if let Some(h) = &mut self.between {
@@ -69,7 +69,7 @@ impl Bzip2 {
         base: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<(usize, bool), DecodeError> {
+    ) -> Result<(usize, bool), Halt> {
         let mut pos = 0;
         loop {
             let before_in = self.dec.total_in();
@@ -78,7 +78,7 @@ impl Bzip2 {
             let used = (self.dec.total_in() - before_in) as usize;
             let made = (self.dec.total_out() - before_out) as usize;
             // Every byte decoded before an error reaches the walk, as `bzip2 -dc` writes it.
-            sink(&out[..made]);
+            sink(&out[..made])?;
             let status = r.map_err(|e| {
                 let what = match e {
                     bzip2::Error::DataMagic => {
@@ -99,7 +99,7 @@ impl Bzip2 {
         }
     }
 
-    pub(super) fn finish(&mut self, at: u64) -> Result<(), DecodeError> {
+    pub(super) fn finish(&mut self, at: u64) -> Result<(), Halt> {
         match &self.between {
             Some(h) if h.is_empty() => Ok(()),
             Some(_) => Ok(()), // a partial "BZ" after a complete stream is trailing garbage

@@ -1,6 +1,6 @@
 //! gzip: RFC 1952 member framing over a raw-deflate decoder, multi-member like `gzip -dc`.
 
-use super::{err, DecodeError, Sink};
+use super::{err, Halt, Sink};
 use crate::limits::GZIP_HEADER_MAX;
 use flate2::{Crc, Decompress, FlushDecompress, Status as FlateStatus};
 
@@ -77,7 +77,7 @@ impl Gzip {
         base: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         let mut pos = 0;
         loop {
             match &mut self.state {
@@ -131,7 +131,7 @@ impl Gzip {
                     let made = (self.inflate.total_out() - before_out) as usize;
                     // Every byte inflated before an error reaches the walk (`gzip -d` writes it).
                     self.crc.update(&out[..made]);
-                    sink(&out[..made]);
+                    sink(&out[..made])?;
                     let status = r.map_err(|_| {
                         err(
                             base + (pos + used) as u64,
@@ -173,7 +173,7 @@ impl Gzip {
         }
     }
 
-    pub(super) fn finish(&mut self, at: u64) -> Result<(), DecodeError> {
+    pub(super) fn finish(&mut self, at: u64) -> Result<(), Halt> {
         match &self.state {
             GzState::Between(h) if h.is_empty() => Ok(()),
             GzState::Between(_) => Err(err(at, "gzip: unexpected end of file")),

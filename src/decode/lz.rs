@@ -1,6 +1,6 @@
 //! lzma-rust2's push decoders (`XzStream`, `LzmaStream`) driven over slices.
 
-use super::{err, xz_message, DecodeError, Sink};
+use super::{err, xz_message, Halt, Sink};
 use lzma_rust2::{Action, Status as LzStatus, XzStream};
 
 /// The `process` call shared by lzma-rust2's push decoders (`XzStream`, `LzmaStream`).
@@ -25,7 +25,7 @@ pub(super) fn lz_push(
     out: &mut [u8],
     sink: Sink,
     fine: bool,
-) -> Result<Option<usize>, DecodeError> {
+) -> Result<Option<usize>, Halt> {
     let chosen = if fine { FINE_STEP } else { COARSE_STEP };
     let mut pos = 0;
     let mut step = chosen;
@@ -34,7 +34,7 @@ pub(super) fn lz_push(
         let res = process(&input[pos..end], out, Action::Run)
             .map_err(|e| err(base + pos as u64, &format!("{tool}: {}", xz_message(&e))))?;
         pos += res.bytes_consumed;
-        sink(&out[..res.bytes_produced]);
+        sink(&out[..res.bytes_produced])?;
         if res.status == LzStatus::StreamEnd {
             return Ok(Some(pos));
         }
@@ -81,7 +81,7 @@ impl Xz {
         out: &mut [u8],
         sink: Sink,
         fine: bool,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         let mut pos = 0;
         while pos < input.len() {
             let Some((end, zeros, magic)) = self.between.as_mut() else {
@@ -149,7 +149,7 @@ impl Xz {
         at: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         if let Some((end, zeros, magic)) = &self.between {
             return Ok((zeros % 4 != 0 || !magic.is_empty()).then_some((*end, magic.is_empty())));
         }
@@ -165,11 +165,11 @@ pub(super) fn lz_finish(
     at: u64,
     out: &mut [u8],
     sink: Sink,
-) -> Result<(), DecodeError> {
+) -> Result<(), Halt> {
     loop {
         let res = process(&[], out, Action::Finish)
             .map_err(|e| err(at, &format!("{tool}: {}", xz_message(&e))))?;
-        sink(&out[..res.bytes_produced]);
+        sink(&out[..res.bytes_produced])?;
         if res.status == LzStatus::StreamEnd {
             return Ok(());
         }

@@ -25,6 +25,61 @@ pub struct DecodeError {
     pub message: String,
 }
 
+/// The expansion limits of one compressed file (see [`crate::Options::max_decoded_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpansionLimits {
+    /// Decoded bytes past which the ratio is checked.
+    pub max_decoded: u64,
+    /// Decoded bytes per compressed byte read, past which decoding stops.
+    pub max_ratio: u64,
+}
+
+impl ExpansionLimits {
+    /// Whether `decoded` bytes out of `compressed` bytes read pass both limits.
+    pub fn exceeded(&self, decoded: u64, compressed: u64) -> bool {
+        decoded > self.max_decoded
+            && u128::from(decoded) > u128::from(self.max_ratio) * u128::from(compressed)
+    }
+}
+
+/// Where decoding of a file stopped because it passed its [`ExpansionLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bomb {
+    /// Compressed bytes read when decoding stopped: the end of the aligned piece being decoded
+    /// (so the same whatever the caller's chunking). Also the offset reported.
+    pub compressed: u64,
+    /// Bytes decoded by then (all of them reached the tar walk).
+    pub decoded: u64,
+    /// The limits in force.
+    pub limits: ExpansionLimits,
+}
+
+impl Bomb {
+    /// The expansion ratio, decoded bytes per compressed byte, rounded down.
+    pub fn ratio(&self) -> u64 {
+        self.decoded / self.compressed.max(1)
+    }
+
+    /// What happened, in plain words (`what`: "unified image", "rootfs file", …).
+    pub fn describe(&self, what: &str) -> String {
+        format!(
+            "decoding stopped at byte {} of the {what}: its first {} compressed bytes expand to {} bytes ({}:1), past lxdimg's limits of {} decoded bytes and {}:1 (a decompression bomb)",
+            self.compressed,
+            self.compressed,
+            self.decoded,
+            self.ratio(),
+            self.limits.max_decoded,
+            self.limits.max_ratio,
+        )
+    }
+}
+
+/// Why a codec returned early: a decoding error, or the sink's expansion limit.
+pub(super) enum Halt {
+    Error(DecodeError),
+    Limit,
+}
+
 /// What followed the end of the compressed stream, if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Trailing {
@@ -50,6 +105,10 @@ pub struct Decoder {
     /// `lz::FINE_STEP`); the caller turns it off once the output no longer matters to LXD's
     /// verdict.
     fine: bool,
+    /// Decoded bytes handed to the sink so far.
+    decoded: u64,
+    limits: ExpansionLimits,
+    bomb: Option<Bomb>,
 }
 
 enum Codec {
@@ -61,11 +120,46 @@ enum Codec {
     Zstd(Box<Zstd>),
 }
 
-pub(super) type Sink<'a> = &'a mut dyn FnMut(&[u8]);
+/// Where a codec hands its output; an `Err` (the expansion limit) makes the codec return at once.
+pub(super) type Sink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), Halt>;
+
+/// The caller's sink.
+pub type Output<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// Counts what a codec decodes, hands it on, and stops the codec once the limits are passed
+/// (`at`: compressed bytes read by the end of the current piece). A plain tar is never limited.
+fn metered<'a>(
+    decoded: &'a mut u64,
+    bomb: &'a mut Option<Bomb>,
+    limits: ExpansionLimits,
+    limited: bool,
+    at: u64,
+    sink: Output<'a>,
+) -> impl FnMut(&[u8]) -> Result<(), Halt> + 'a {
+    move |out: &[u8]| {
+        if out.is_empty() {
+            return Ok(());
+        }
+        if bomb.is_some() {
+            return Err(Halt::Limit);
+        }
+        sink(out);
+        *decoded += out.len() as u64;
+        if limited && limits.exceeded(*decoded, at) {
+            *bomb = Some(Bomb {
+                compressed: at,
+                decoded: *decoded,
+                limits,
+            });
+            return Err(Halt::Limit);
+        }
+        Ok(())
+    }
+}
 
 impl Decoder {
     /// A decoder for `format`; `None` for formats that are not tarballs (squashfs, qcow2, …).
-    pub fn new(format: Format) -> Option<Decoder> {
+    pub fn new(format: Format, limits: ExpansionLimits) -> Option<Decoder> {
         let window_kb = (MAX_DECODER_WINDOW / 1024) as u32;
         let codec = match format {
             Format::Tar => Codec::Plain,
@@ -95,6 +189,9 @@ impl Decoder {
             failed: false,
             stage: Vec::new(),
             fine: true,
+            decoded: 0,
+            limits,
+            bomb: None,
         })
     }
 
@@ -113,6 +210,16 @@ impl Decoder {
         self.offset
     }
 
+    /// Where decoding stopped because the file passed its expansion limits.
+    pub fn bomb(&self) -> Option<Bomb> {
+        self.bomb
+    }
+
+    /// Whether the decoder takes no more input (an error, or the expansion limit).
+    pub fn stopped(&self) -> bool {
+        self.failed || self.bomb.is_some()
+    }
+
     /// Bytes found after the end of the compressed data (trailing garbage or padding).
     pub fn trailing(&self) -> Option<Trailing> {
         self.trailing
@@ -129,8 +236,8 @@ impl Decoder {
     }
 
     /// Feeds compressed bytes. After an error the decoder ignores further input.
-    pub fn push(&mut self, mut input: &[u8], sink: Sink) -> Result<(), DecodeError> {
-        if self.failed {
+    pub fn push(&mut self, mut input: &[u8], sink: Output) -> Result<(), DecodeError> {
+        if self.stopped() {
             return Ok(());
         }
         if matches!(self.codec, Codec::Plain) {
@@ -162,34 +269,55 @@ impl Decoder {
         Ok(())
     }
 
-    fn push_piece(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
-        if self.failed {
+    fn push_piece(&mut self, input: &[u8], sink: Output) -> Result<(), DecodeError> {
+        if self.stopped() {
             return Ok(());
         }
         let base = self.offset;
         let r = self.push_inner(input, sink);
         self.offset = base + input.len() as u64;
-        if r.is_err() {
-            self.failed = true;
-        }
-        r
+        self.halted(r)
     }
 
-    fn push_inner(&mut self, input: &[u8], sink: Sink) -> Result<(), DecodeError> {
+    /// The outcome of a codec call: an error stops the decoder for good; so does the limit, but
+    /// it is no decoding error (see [`Decoder::bomb`]).
+    fn halted(&mut self, r: Result<(), Halt>) -> Result<(), DecodeError> {
+        match r {
+            Ok(()) | Err(Halt::Limit) => Ok(()),
+            Err(Halt::Error(e)) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn push_inner(&mut self, input: &[u8], sink: Output) -> Result<(), Halt> {
         let base = self.offset;
         if self.trailing.is_some() {
             self.note_trailing(input, base);
             return Ok(());
         }
-        let out = &mut self.out;
-        let done_at = match &mut self.codec {
+        let Decoder {
+            codec,
+            out,
+            decoded,
+            limits,
+            bomb,
+            fine,
+            ..
+        } = self;
+        let limited = !matches!(codec, Codec::Plain);
+        let at = base + input.len() as u64;
+        let mut metered = metered(decoded, bomb, *limits, limited, at, sink);
+        let sink = &mut metered;
+        let done_at = match codec {
             Codec::Plain => {
-                sink(input);
+                sink(input)?;
                 None
             }
             Codec::Gzip(g) => g.push(input, base, out, sink)?,
             Codec::Bzip2(b) => b.push(input, base, out, sink)?,
-            Codec::Xz(x) => x.push(input, base, out, sink, self.fine)?,
+            Codec::Xz(x) => x.push(input, base, out, sink, *fine)?,
             Codec::Lzma(l, ended) => {
                 if *ended {
                     Some((base, true))
@@ -201,7 +329,7 @@ impl Decoder {
                         base,
                         out,
                         sink,
-                        self.fine,
+                        *fine,
                     )?;
                     *ended = r.is_some();
                     // lzma-rust2 absorbs a few bytes past the end of a .lzma stream; they are the
@@ -216,6 +344,7 @@ impl Decoder {
             }
             Codec::Zstd(z) => z.push(input, base, out, sink)?,
         };
+        drop(metered);
         if let Some((start, prefix_zero)) =
             done_at.filter(|&(start, _)| start < base + input.len() as u64)
         {
@@ -233,8 +362,8 @@ impl Decoder {
 
     /// Decodes input held back to complete an aligned piece, without ending the stream (used
     /// when reading stops early).
-    pub fn flush_stage(&mut self, sink: Sink) -> Result<(), DecodeError> {
-        if self.stage.is_empty() {
+    pub fn flush_stage(&mut self, sink: Output) -> Result<(), DecodeError> {
+        if self.stage.is_empty() || self.stopped() {
             return Ok(());
         }
         let stage = std::mem::take(&mut self.stage);
@@ -242,15 +371,25 @@ impl Decoder {
     }
 
     /// Signals the end of the compressed input: reports truncation.
-    pub fn finish(&mut self, sink: Sink) -> Result<(), DecodeError> {
+    pub fn finish(&mut self, sink: Output) -> Result<(), DecodeError> {
         self.flush_stage(sink)?;
-        if self.failed || self.trailing.is_some() {
+        if self.stopped() || self.trailing.is_some() {
             return Ok(());
         }
         let at = self.offset;
-        let out = &mut self.out;
+        let Decoder {
+            codec,
+            out,
+            decoded,
+            limits,
+            bomb,
+            ..
+        } = self;
+        let limited = !matches!(codec, Codec::Plain);
+        let mut metered = metered(decoded, bomb, *limits, limited, at, sink);
+        let sink = &mut metered;
         // Where trailing data starts, if the end of the input shows some.
-        let r = match &mut self.codec {
+        let r = match codec {
             Codec::Plain => Ok(None),
             Codec::Gzip(g) => g.finish(at).map(|()| None),
             Codec::Bzip2(b) => b.finish(at).map(|()| None),
@@ -261,6 +400,7 @@ impl Decoder {
             }
             Codec::Zstd(z) => z.finish(at, out, sink),
         };
+        drop(metered);
         let r = r.map(|trailing| {
             if let Some((start, all_zero)) = trailing {
                 self.trailing = Some(Trailing {
@@ -270,18 +410,15 @@ impl Decoder {
                 });
             }
         });
-        if r.is_err() {
-            self.failed = true;
-        }
-        r
+        self.halted(r)
     }
 }
 
-pub(super) fn err(offset: u64, message: &str) -> DecodeError {
-    DecodeError {
+pub(super) fn err(offset: u64, message: &str) -> Halt {
+    Halt::Error(DecodeError {
         offset,
         message: message.to_string(),
-    }
+    })
 }
 
 pub(super) fn xz_message(e: &std::io::Error) -> String {

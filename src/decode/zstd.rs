@@ -6,7 +6,7 @@
 //! pure-Rust decoder used before, holds back a whole window of output until the frame ends, which
 //! delayed the verdict in wasm by up to the window size.)
 
-use super::{err, DecodeError, Sink};
+use super::{err, Halt, Sink};
 use crate::limits::MAX_DECODER_WINDOW;
 
 pub(super) struct Zstd {
@@ -74,7 +74,7 @@ impl Zstd {
         base: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         if self.pending.is_empty() {
             self.pending_offset = base;
         }
@@ -96,12 +96,7 @@ impl Zstd {
     }
 
     /// Decodes what it can; returns `Some(offset)` if trailing non-zstd data starts at `offset`.
-    fn drive(
-        &mut self,
-        out: &mut [u8],
-        sink: Sink,
-        at_end: bool,
-    ) -> Result<Option<u64>, DecodeError> {
+    fn drive(&mut self, out: &mut [u8], sink: Sink, at_end: bool) -> Result<Option<u64>, Halt> {
         loop {
             match self.state {
                 ZState::Header => {
@@ -150,7 +145,7 @@ impl Zstd {
                     let r = self.dctx.decompress_stream(&mut output, &mut input);
                     let (used, made) = (input.pos(), output.pos());
                     // Every byte decoded before an error reaches the walk before the error counts.
-                    sink(&out[..made]);
+                    sink(&out[..made])?;
                     let hint = r.map_err(|code| {
                         err(at, &format!("zstd: {}", zstd_safe::get_error_name(code)))
                     })?;
@@ -174,7 +169,7 @@ impl Zstd {
         at: u64,
         out: &mut [u8],
         sink: Sink,
-    ) -> Result<Option<(u64, bool)>, DecodeError> {
+    ) -> Result<Option<(u64, bool)>, Halt> {
         if self.pending.is_empty() {
             self.pending_offset = at;
         }

@@ -56,6 +56,27 @@ pub(crate) fn file_findings(f: &FileView<'_>, out: &mut Findings) {
         .file(role)
         .offset(e.offset);
     }
+    if let Some(b) = f.bomb {
+        let named = match f.name {
+            Some(n) => format!("{what} {n:?}"),
+            None => what.to_string(),
+        };
+        let verdict = if f.walk_cut().is_some() {
+            "LXD's import verdict is not known (its walk had not finished)"
+        } else {
+            "LXD's import verdict was already settled"
+        };
+        out.add(
+            C::DecompressionBomb,
+            format!(
+                "{}; {verdict}, the fingerprint still covers every byte; unpacking (lxc launch) would decompress at least {} bytes; raise the expansion limits (lxdimg inspect --max-decoded-bytes, --max-expansion-ratio) to read on",
+                b.describe(&named),
+                b.decoded
+            ),
+        )
+        .file(role)
+        .offset(b.compressed);
+    }
     if let Some(t) = f.trailing {
         let zeros = if t.all_zero { "zero " } else { "" };
         out.add(
@@ -76,9 +97,15 @@ pub(crate) fn file_findings(f: &FileView<'_>, out: &mut Findings) {
         return metadata_entry_findings(f, out);
     };
     if let Some(e) = tar.error.filter(|_| !f.partial) {
-        let add = out
-            .add(C::TarError, format!("{} ({})", e.detail, e.go_message))
-            .file(role);
+        let message = if e.detail.contains("offset") {
+            format!("{} ({})", e.detail, e.go_message)
+        } else {
+            format!(
+                "{}, at decoded offset {} ({})",
+                e.detail, e.offset, e.go_message
+            )
+        };
+        let add = out.add(C::TarError, message).file(role);
         if let Some(entry) = &e.entry {
             add.entry(entry.clone());
         }

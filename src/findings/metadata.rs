@@ -225,7 +225,7 @@ pub(crate) fn template_reports(
                 format!("template {path:?} names file {:?}; it must be a plain file name under templates/", t.template),
             )
             .entry(META);
-        } else if file.is_none() {
+        } else if file.is_none() && c.templates_unlisted == 0 {
             out.add(
                 C::TemplateFileMissing,
                 format!("template {path:?} uses templates/{} which is not in the image; the instance fails at first start", t.template),

@@ -126,6 +126,7 @@ mod tests {
                 error: None,
             }),
             decode_error: error,
+            bomb: None,
             trailing: Some(Trailing {
                 offset: 4000,
                 len: 96,

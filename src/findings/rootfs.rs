@@ -122,6 +122,16 @@ fn swapped_split(image: &ImageView<'_>, out: &mut Findings) {
     let meta_is_rootfs = matches!(meta.format, Some(Format::Squashfs | Format::Qcow2))
         || (meta.collected.docs.is_empty() && meta.tar.is_some_and(|t| t.entries > 0));
     let root_is_metadata = root.tar.is_some() && root.collected.metadata_in_rootfs;
+    if root_is_metadata && !meta.collected.docs.is_empty() {
+        out.add(
+            C::SplitMetadataTwice,
+            "both files of this split image hold metadata.yaml: the metadata tarball seems to be given twice, in place of the rootfs; LXD imports it, but the instance's root file system would be that tarball's content",
+        )
+        .file(FileRole::Rootfs)
+        .offset(0)
+        .entry("metadata.yaml");
+        return;
+    }
     if !(meta_is_rootfs && root_is_metadata) {
         return;
     }

@@ -1,8 +1,9 @@
 //! The tar visitor: applies LXD's walk rules and keeps the few entries worth keeping.
 
 use crate::limits::{
-    METADATA_ENTRIES_MAX, METADATA_YAML_KEEP, OS_RELEASE_KEEP, ROOTFS_HEADER_KEEP,
-    TEMPLATES_KEEP_TOTAL, TEMPLATE_FILES_MAX, TEMPLATE_KEEP,
+    METADATA_ENTRIES_MAX, METADATA_YAML_KEEP, METADATA_YAML_KEEP_TOTAL, OS_RELEASE_KEEP,
+    ROOTFS_HEADER_KEEP, TEMPLATES_KEEP_TOTAL, TEMPLATE_FILES_MAX, TEMPLATE_KEEP,
+    TEMPLATE_NAMES_KEEP_TOTAL,
 };
 use crate::report::ImageType;
 use crate::tar::{EntryHeader, Visitor};
@@ -29,6 +30,8 @@ pub(super) struct Collector {
     cur: Option<Keep>,
     cur_name: String,
     templates_kept: usize,
+    template_names_kept: usize,
+    metadata_kept: usize,
     pub(super) out: Collected,
 }
 
@@ -61,9 +64,13 @@ impl Collector {
             Keep::OsUsr => out.os_usr = Some(kept),
             Keep::RootImg => out.root_img = Some(kept),
             Keep::Template => {
-                if out.templates.len() >= TEMPLATE_FILES_MAX {
+                if out.templates.len() >= TEMPLATE_FILES_MAX
+                    || self.template_names_kept + self.cur_name.len() > TEMPLATE_NAMES_KEEP_TOTAL
+                {
+                    out.templates_unlisted += 1;
                     return false;
                 }
+                self.template_names_kept += self.cur_name.len();
                 out.templates.insert(self.cur_name.clone(), kept);
             }
             Keep::Metadata(_) => {}
@@ -162,7 +169,13 @@ impl Visitor for Collector {
         };
         let out = &mut self.out;
         match self.cur {
-            Some(Keep::Metadata(i)) => add(&mut out.docs[i].data, METADATA_YAML_KEEP),
+            Some(Keep::Metadata(i)) => {
+                let doc = &mut out.docs[i].data;
+                let before = doc.len();
+                let room = METADATA_YAML_KEEP_TOTAL.saturating_sub(self.metadata_kept);
+                add(doc, METADATA_YAML_KEEP.min(before + room));
+                self.metadata_kept += doc.len() - before;
+            }
             Some(Keep::Template) => {
                 let room = TEMPLATES_KEEP_TOTAL.saturating_sub(self.templates_kept);
                 if let Some(t) = out.templates.get_mut(&self.cur_name) {

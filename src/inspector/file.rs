@@ -1,7 +1,7 @@
 //! One input file as it streams past: its hash, head, format, decoder and tar walk.
 
 use super::collector::Collector;
-use crate::decode::{DecodeError, Decoder};
+use crate::decode::{DecodeError, Decoder, ExpansionLimits};
 use crate::detect::{detect_lxd, sniff, Detection, Format};
 use crate::limits::{DECODE_PIECE, ROOTFS_HEADER_KEEP, SQUASHFS_TABLES_KEEP};
 use crate::report::FileRole;
@@ -29,10 +29,11 @@ pub(super) struct FileState {
     partial: bool,
     /// A squashfs rootfs's metadata tables: their range in the file, and the bytes kept so far.
     sq_tables: Option<(u64, u64, Vec<u8>)>,
+    limits: ExpansionLimits,
 }
 
 impl FileState {
-    pub(super) fn new(role: FileRole, name: Option<String>) -> FileState {
+    pub(super) fn new(role: FileRole, name: Option<String>, limits: ExpansionLimits) -> FileState {
         FileState {
             role,
             name,
@@ -48,6 +49,7 @@ impl FileState {
             ended: false,
             partial: false,
             sq_tables: None,
+            limits,
         }
     }
 
@@ -56,7 +58,7 @@ impl FileState {
         self.format = sniff(&self.head);
         if let Some(f) = self.format {
             if f.is_tarball() {
-                self.decoder = Decoder::new(f);
+                self.decoder = Decoder::new(f, self.limits);
             }
         }
         if let (FileRole::Rootfs, Some(d)) = (self.role, self.decoder.as_mut()) {
@@ -99,12 +101,16 @@ impl FileState {
         let mut bytes = bytes;
         // Piece by piece, so that the switch to longer decoder calls happens at the same place
         // whatever the caller's chunking.
-        while !bytes.is_empty() && decode_error.is_none() {
+        while !bytes.is_empty() && !d.stopped() {
             let n = (DECODE_PIECE - (d.fed() % DECODE_PIECE as u64) as usize).min(bytes.len());
             if let Err(e) = d.push(&bytes[..n], &mut |out| walker.push(out, col)) {
                 *decode_error = Some(e);
                 // For LXD, the decompressor's output just ends here.
                 walker.finish();
+            } else if d.bomb().is_some() {
+                // Decoding stopped at the expansion limit: the walk is left where it was, neither
+                // finished nor failed (LXD would have read on).
+                break;
             } else if walker.is_done() || col.lxd_settled() {
                 d.coarse();
             }
@@ -155,6 +161,9 @@ impl FileState {
             ..
         } = self;
         if let Some(d) = decoder.as_mut() {
+            if d.bomb().is_some() {
+                return;
+            }
             if decode_error.is_none() {
                 let r = if complete {
                     d.finish(&mut |out| walker.push(out, col))
@@ -165,7 +174,8 @@ impl FileState {
                     *decode_error = Some(e);
                 }
             }
-            if complete {
+            // Not when the limit stopped decoding just now (the stream did not end there).
+            if complete && d.bomb().is_none() {
                 walker.finish();
             }
         }
@@ -189,6 +199,9 @@ impl FileState {
         }
         if self.role == FileRole::Rootfs {
             return true; // only its first bytes are checked by the client
+        }
+        if self.decoder.as_ref().is_some_and(|d| d.bomb().is_some()) {
+            return true; // nothing more is decoded
         }
         match detect_lxd(&self.head) {
             Detection::Format(f) if Some(f) == self.format && self.decoder.is_some() => {
@@ -215,6 +228,7 @@ impl FileState {
                 error: self.walker.error(),
             }),
             decode_error: self.decode_error.as_ref(),
+            bomb: self.decoder.as_ref().and_then(Decoder::bomb),
             trailing: self.decoder.as_ref().and_then(|d| d.trailing()),
             collected: &self.col.out,
             squashfs_tables: self.sq_tables.as_ref().map(|(_, _, kept)| kept.as_slice()),

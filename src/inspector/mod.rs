@@ -8,7 +8,8 @@ mod collector;
 mod file;
 
 use crate::assemble;
-use crate::limits::VERDICT_GRANULE;
+use crate::decode::ExpansionLimits;
+use crate::limits::{DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_EXPANSION_RATIO, VERDICT_GRANULE};
 use crate::report::{FileRole, ImageType, Report, Verdict};
 use crate::verdict::{self, REFERENCE};
 use crate::view::ImageView;
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 /// Caller-supplied context. The core has no clock and no file system: anything it needs to know
 /// about the outside world comes in here.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Current Unix time, for "expired" findings. `None`: not checked.
     pub now: Option<i64>,
@@ -29,6 +30,35 @@ pub struct Options {
     /// Canonical architecture of the LXD host (`x86_64`, `aarch64`, …) for the `creatable`
     /// verdict. `None`: the architecture is not checked.
     pub host_arch: Option<String>,
+    /// Expansion limit: decoding of a compressed file stops, with a `decompression-bomb` finding,
+    /// once it has decoded more than this many bytes *and* more than [`Options::max_expansion_ratio`]
+    /// times the compressed bytes read so far. Default [`DEFAULT_MAX_DECODED_BYTES`] (1 GiB).
+    pub max_decoded_bytes: u64,
+    /// Expansion limit: decoded bytes per compressed byte read (see
+    /// [`Options::max_decoded_bytes`]). Default [`DEFAULT_MAX_EXPANSION_RATIO`] (100).
+    pub max_expansion_ratio: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            now: None,
+            names: [None, None],
+            split_type: None,
+            host_arch: None,
+            max_decoded_bytes: DEFAULT_MAX_DECODED_BYTES,
+            max_expansion_ratio: DEFAULT_MAX_EXPANSION_RATIO,
+        }
+    }
+}
+
+impl Options {
+    fn limits(&self) -> ExpansionLimits {
+        ExpansionLimits {
+            max_decoded: self.max_decoded_bytes,
+            max_ratio: self.max_expansion_ratio,
+        }
+    }
 }
 
 /// Misuse of the inspector API (not a problem with the image: those are findings).
@@ -64,7 +94,7 @@ pub struct Inspector {
 
 impl Inspector {
     pub fn new(opts: Options) -> Inspector {
-        let first = FileState::new(FileRole::Unified, opts.names[0].clone());
+        let first = FileState::new(FileRole::Unified, opts.names[0].clone(), opts.limits());
         Inspector {
             opts,
             fingerprint: Sha256::new(),
@@ -114,8 +144,11 @@ impl Inspector {
         if complete {
             self.check_verdict();
         }
-        self.files
-            .push(FileState::new(FileRole::Rootfs, self.opts.names[1].clone()));
+        self.files.push(FileState::new(
+            FileRole::Rootfs,
+            self.opts.names[1].clone(),
+            self.opts.limits(),
+        ));
         Ok(())
     }
 

@@ -128,7 +128,8 @@ impl<'a> Decoder<'a> {
         }
         if self.decoded > crate::limits::YAML_NODES_MAX {
             return Err(Fatal(format!(
-                "yaml: lxdimg stops after decoding {} nodes",
+                "{}lxdimg stops after decoding {} YAML nodes",
+                super::NOT_JUDGED,
                 crate::limits::YAML_NODES_MAX
             )));
         }

@@ -17,6 +17,10 @@ use node::{parse_first_document, FirstDocument};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
+/// Prefix of a [`decode_into`] error that is one of lxdimg's limits, not the YAML library's
+/// error: the verdict is then "not judged" (the prefix is removed).
+pub const NOT_JUDGED: &str = "\u{0}not judged: ";
+
 /// Which Go YAML library is imitated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -1,5 +1,6 @@
 //! The first YAML document as a tree of nodes, from yaml-rust2's events.
 
+use crate::limits::{YAML_DEPTH_MAX, YAML_TREE_NODES_MAX};
 use std::collections::BTreeMap;
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::TScalarStyle;
@@ -91,6 +92,14 @@ pub(super) fn parse_first_document(text: &str) -> Result<Option<FirstDocument>, 
                 }))
             }
             Event::DocumentStart => in_doc = true,
+            Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..)
+                if nodes.len() >= YAML_TREE_NODES_MAX =>
+            {
+                return Err(format!(
+                    "{}metadata.yaml has more than {YAML_TREE_NODES_MAX} YAML nodes, which lxdimg does not build",
+                    super::NOT_JUDGED
+                ))
+            }
             Event::DocumentEnd => {
                 if in_doc {
                     return Ok(root.map(|root| FirstDocument {
@@ -128,6 +137,14 @@ pub(super) fn parse_first_document(text: &str) -> Result<Option<FirstDocument>, 
                 }
                 attach(idx, &mut nodes, &stack, &mut root);
                 stack.push(idx);
+                // libyaml's scanner in Go (yaml.v2 ≥ 2.2.8, v3, v4) refuses an indentation
+                // (block collection) deeper than 10000 levels; yaml-rust2 has no such limit for
+                // block collections (flow ones stop at 255), and memory grows with the depth.
+                if stack.len() > YAML_DEPTH_MAX {
+                    return Err(format!(
+                        "yaml: line {line}: exceeded max depth of {YAML_DEPTH_MAX}"
+                    ));
+                }
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 stack.pop();

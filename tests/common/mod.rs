@@ -303,14 +303,25 @@ pub fn qcow2() -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-/// Inspects `files` pushing each in pieces of the sizes `plan` yields.
-pub fn inspect_with(files: &[&[u8]], mut plan: impl FnMut() -> usize) -> Report {
-    let mut insp = Inspector::new(Options {
+/// The options every test inspects with (default limits).
+pub fn test_options(split: bool) -> Options {
+    Options {
         now: Some(NOW),
-        names: [Some("image".into()), files.get(1).map(|_| "rootfs".into())],
+        names: [Some("image".into()), split.then(|| "rootfs".into())],
         split_type: None,
         host_arch: Some("x86_64".into()),
-    });
+        ..Options::default()
+    }
+}
+
+/// Inspects `files` pushing each in pieces of the sizes `plan` yields.
+pub fn inspect_with(files: &[&[u8]], plan: impl FnMut() -> usize) -> Report {
+    inspect_opts(files, test_options(files.len() > 1), plan)
+}
+
+/// Inspects `files` with `opts`, pushing each in pieces of the sizes `plan` yields.
+pub fn inspect_opts(files: &[&[u8]], opts: Options, mut plan: impl FnMut() -> usize) -> Report {
+    let mut insp = Inspector::new(opts);
     for (i, f) in files.iter().enumerate() {
         if i == 1 {
             insp.start_rootfs().unwrap();

@@ -67,13 +67,19 @@ function guard(fn) {
  * wasm memory if the inspection is abandoned; `finish()` does it too.
  */
 export class Inspection {
-  /** @param {{names?: (string|null)[], splitType?: "container"|"virtual-machine"|null, now?: number}} options */
+  /**
+   * @param {{names?: (string|null)[], splitType?: "container"|"virtual-machine"|null, now?: number,
+   *   maxDecodedBytes?: number|null, maxExpansionRatio?: number|null}} options
+   *   (the expansion limits: null or left out for the core's defaults)
+   */
   constructor(options = {}) {
     const core = load();
     this.inner = guard(() => new core.Inspector({
       now: options.now ?? Math.floor(Date.now() / 1000),
       names: options.names ?? [],
       splitType: options.splitType ?? null,
+      maxDecodedBytes: options.maxDecodedBytes ?? null,
+      maxExpansionRatio: options.maxExpansionRatio ?? null,
     }));
     this.bytes = 0;
     this.pending = new Uint8Array(COALESCE);

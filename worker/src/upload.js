@@ -31,6 +31,24 @@ export function uploadLimit(env) {
   return Number.isFinite(n) && n > 0 ? n : DEFAULT_MAX_UPLOAD;
 }
 
+/**
+ * The core's expansion limits from the environment: `MAX_DECODED_BYTES` and `MAX_EXPANSION_RATIO`
+ * (whole numbers; empty or unset: the core's defaults, 1 GiB and 100). A file that decodes past
+ * both gets a `decompression-bomb` error finding and is decoded no further.
+ */
+export function expansionLimits(env) {
+  const read = (name) => {
+    const raw = String(env[name] ?? "").trim();
+    if (!raw) return null;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number of at least 0`);
+    }
+    return n;
+  };
+  return { maxDecodedBytes: read("MAX_DECODED_BYTES"), maxExpansionRatio: read("MAX_EXPANSION_RATIO") };
+}
+
 function tooLarge(limit) {
   return new HttpError(413, `Upload exceeds the size limit of ${limit} bytes (MAX_UPLOAD_BYTES)`);
 }
@@ -72,6 +90,7 @@ export function gateTarget(env) {
 export async function handleUpload(request, env, { dryRun = false } = {}) {
   await requireToken(request, env);
   const gate = gateTarget(env);
+  const expansion = expansionLimits(env);
   // The core's early verdict is the reference target's: stop reading early only when that gates.
   const early = gate === referenceTarget();
   const url = new URL(request.url);
@@ -119,7 +138,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   try {
     if (!boundary) {
       const filename = url.searchParams.get("filename") || request.headers.get("x-lxd-filename") || null;
-      inspection = new Inspection({ names: [filename] });
+      inspection = new Inspection({ names: [filename], ...expansion });
       const sink = newSink("unified");
       for await (const chunk of chunks(request.body)) {
         count(chunk.byteLength);
@@ -160,6 +179,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       inspection = new Inspection({
         names: [meta.filename || null, root.filename || null],
         splitType: root.name === "rootfs.img" ? "virtual-machine" : "container",
+        ...expansion,
       });
       for (const c of held) inspection.push(c);
       held.length = 0;

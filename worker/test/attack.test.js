@@ -380,19 +380,13 @@ describe("tokens", () => {
 
 // --- decompression bomb ---------------------------------------------------------------------
 
-// BOMB-LIMITS: the core's expansion limits (branch `bombs`: Options.max_decoded_bytes /
-// max_expansion_ratio, worker vars MAX_DECODED_BYTES / MAX_EXPANSION_RATIO, finding
-// `decompression-bomb`). Until they are merged the core decodes a bomb to the end and LXD's import
-// verdict (which reads only metadata.yaml) accepts it, so the lenient checks below only ask for
-// a consistent end within the time bound. The strict checks switch on by themselves when the
-// built core (pkg/lxdimg.d.ts) knows the finding code; after the merge, set STRICT to true. The
-// worker reads the two vars from the same branch (upload.js `expansionLimits`, core.js); the
-// refusal of an image LXD would import but that is a bomb is this branch's (upload.js
-// `uploadOutcome`: 422, X-Lxdimg-Verdict: decompression-bomb).
-const STRICT = readFileSync(path.join(ROOT, "pkg/lxdimg.d.ts"), "utf8").includes('"decompression-bomb"');
+// The core's expansion limits (Options.max_decoded_bytes / max_expansion_ratio; worker vars
+// MAX_DECODED_BYTES / MAX_EXPANSION_RATIO; finding `decompression-bomb`). LXD's import verdict
+// (which reads only metadata.yaml) accepts a bomb, so the refusal is the worker's own
+// (upload.js `uploadOutcome`: 422, X-Lxdimg-Verdict: decompression-bomb).
 const WORKERS_CPU_LIMIT_MS = 30000; // a Workers request's default CPU limit (paid plans)
 
-describe(`decompression bomb (${STRICT ? "strict: the core has expansion limits" : "lenient: core without expansion limits yet"})`, () => {
+describe("decompression bomb", () => {
   async function bomb(target, what, { query = "?alias=bomb", endpoint = "/api/images" } = {}) {
     const body = img("bomb-4g.tar.zst");
     const st = await target.consistent();
@@ -411,7 +405,7 @@ describe(`decompression bomb (${STRICT ? "strict: the core has expansion limits"
     return { r, out, st, cpu, wall, bombs };
   }
 
-  it("bad MAX_DECODED_BYTES / MAX_EXPANSION_RATIO values: 500 saying which, nothing stored", { skip: !STRICT && "the vars are read once the core has expansion limits (BOMB-LIMITS)" }, async () => {
+  it("bad MAX_DECODED_BYTES / MAX_EXPANSION_RATIO values: 500 saying which, nothing stored", async () => {
     for (const [name, value] of [["MAX_EXPANSION_RATIO", "lots"], ["MAX_DECODED_BYTES", "-1"], ["MAX_DECODED_BYTES", "1.5"], ["MAX_DECODED_BYTES", "64MiB"]]) {
       const broken = await start({ [name]: value });
       try {
@@ -428,30 +422,16 @@ describe(`decompression bomb (${STRICT ? "strict: the core has expansion limits"
   it("with the default limits (1 GiB and 100:1): refused with a decompression-bomb finding, nothing stored", async () => {
     const { r, out, st, cpu, wall, bombs } = await bomb(w, "default limits");
     assert.ok(wall < 120000, `the request took ${wall} ms`);
-    if (STRICT) {
-      assert.equal(r.status, 422);
-      assert.equal(r.headers.get("x-lxdimg-verdict"), "decompression-bomb");
-      assert.equal(bombs.length, 1);
-      assert.equal(bombs[0].severity, "error");
-      assert.match(bombs[0].message, /1073741824 decoded bytes and 100:1/);
-      assert.ok(cpu < WORKERS_CPU_LIMIT_MS, `${cpu} ms of CPU`);
-      await unchanged(st);
-    } else {
-      // Stored consistently (the image is accepted by LXD's verdict) or refused with nothing stored.
-      assert.ok(r.status === 201 || r.status === 422, `HTTP ${r.status}`);
-      const now = await w.consistent();
-      if (r.status === 422) assert.deepEqual(now, st);
-      else {
-        assert.equal(now.images.filter((i) => i.fingerprint === out.fingerprint).length, 1);
-        assert.equal(out.fingerprint, sha256(img("bomb-4g.tar.zst")));
-        const del = await w.fetch(`/api/images/${out.fingerprint}`, { method: "DELETE", headers: auth });
-        assert.equal(del.status, 200);
-        await unchanged(st);
-      }
-    }
+    assert.equal(r.status, 422);
+    assert.equal(r.headers.get("x-lxdimg-verdict"), "decompression-bomb");
+    assert.equal(bombs.length, 1);
+    assert.equal(bombs[0].severity, "error");
+    assert.match(bombs[0].message, /1073741824 decoded bytes and 100:1/);
+    assert.ok(cpu < WORKERS_CPU_LIMIT_MS, `${cpu} ms of CPU`);
+    await unchanged(st);
   });
 
-  it("with small limits (MAX_DECODED_BYTES 64 MiB): refused early, /api/inspect too", { skip: !STRICT && "needs the core's expansion limits (BOMB-LIMITS)" }, async () => {
+  it("with small limits (MAX_DECODED_BYTES 64 MiB): refused early, /api/inspect too", async () => {
     const tight = await start({ MAX_DECODED_BYTES: String(64 << 20), MAX_EXPANSION_RATIO: "100" });
     try {
       const { r, st, cpu, bombs } = await bomb(tight, "MAX_DECODED_BYTES=64MiB");
@@ -469,7 +449,7 @@ describe(`decompression bomb (${STRICT ? "strict: the core has expansion limits"
     }
   });
 
-  it("with limits above its size (MAX_DECODED_BYTES 8 GiB): stored, consistently", { skip: !STRICT && "same as the default case until the limits exist (BOMB-LIMITS)" }, async () => {
+  it("with limits above its size (MAX_DECODED_BYTES 8 GiB): stored, consistently", async () => {
     const loose = await start({ MAX_DECODED_BYTES: String(8 * 1024 ** 3) });
     try {
       const { r, out } = await bomb(loose, "MAX_DECODED_BYTES=8GiB");

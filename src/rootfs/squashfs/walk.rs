@@ -9,6 +9,7 @@
 
 use super::super::{le16, le32, le64};
 use super::codec;
+use crate::limits::SQUASHFS_DECODED_MAX;
 use std::collections::{HashMap, HashSet};
 
 const META: usize = 8192;
@@ -36,6 +37,8 @@ struct Fs<'a> {
     inode_table: u64,
     dir_table: u64,
     cache: HashMap<u64, Block>,
+    /// Metadata bytes decompressed so far (bounded by `SQUASHFS_DECODED_MAX`).
+    decoded: std::cell::Cell<usize>,
     fragment_table: Vec<u8>,
     xattr_ids: u32,
     xattr_id_table: Vec<u8>,
@@ -80,6 +83,13 @@ impl<'a> Fs<'a> {
         } else {
             raw.to_vec()
         };
+        let decoded = self.decoded.get() + data.len();
+        if decoded > SQUASHFS_DECODED_MAX {
+            return Err(fail(format!(
+                "the metadata decompresses to more than lxdimg's limit of {SQUASHFS_DECODED_MAX} bytes, so it was not checked further"
+            )));
+        }
+        self.decoded.set(decoded);
         if data.is_empty() || (expected != 0 && data.len() != expected) {
             return Err(fail(format!(
                 "{} bytes where {} were expected",
@@ -141,6 +151,11 @@ impl<'a> Fs<'a> {
         let index = self
             .bytes(at, indexes * 8)
             .map_err(|e| format!("{what}: failed to read the index ({e})"))?;
+        if bytes > SQUASHFS_DECODED_MAX as u64 {
+            return Err(format!(
+                "{what}: {bytes} bytes, over lxdimg's limit of {SQUASHFS_DECODED_MAX} bytes of decompressed metadata, so it was not checked"
+            ));
+        }
         let mut table = Vec::with_capacity(bytes as usize);
         for i in 0..indexes as usize {
             let expected = if i + 1 != indexes as usize {
@@ -524,6 +539,7 @@ pub(super) fn check(head: &[u8], tables: &[u8]) -> R<()> {
         inode_table: start,
         dir_table: le64(sb, 72),
         cache: HashMap::new(),
+        decoded: std::cell::Cell::new(0),
         fragment_table: Vec::new(),
         xattr_ids: 0,
         xattr_id_table: Vec::new(),
