@@ -930,8 +930,6 @@ pub fn check(listed: &[String], products: &Products, clients: &[Client]) -> Vec<
             let vn = Some(vname.as_str());
             if !version_listed(vname) {
                 problem(pn, vn, None, "the version name does not start with a YYYYMMDD date: clients skip the version".into());
-            } else if !is_full_version_name(vname) {
-                problem(pn, vn, None, "the version name is not YYYYMMDD_hhmm: LXD ≥ 6 falls back to its first 8 characters, so versions of the same day sort as text".into());
             }
             for (key, item) in &v.items {
                 let k = Some(key.as_str());

@@ -114,6 +114,8 @@ http {
   server {
     listen 127.0.0.1:$PORT ssl;
     server_name localhost;
+    # nginx 1.22's default still lacks TLS 1.3, which the LXD and Incus clients require.
+    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $TLS/server.crt;
     ssl_certificate_key $TLS/server.key;
     location /ours/ { alias $T/; }
