@@ -418,6 +418,9 @@ pub fn simplestreams_products(images: JsValue) -> Result<String, JsError> {
 #[wasm_bindgen(js_name = simplestreamsIndex)]
 pub fn simplestreams_index(products_json: &str, updated: &str) -> Result<String, JsError> {
     let products: crate::simplestreams::Products = serde_json::from_str(products_json)?;
-    let index = crate::simplestreams::index_for(&products, (!updated.is_empty()).then(|| updated.to_string()));
+    let index = crate::simplestreams::index_for(
+        &products,
+        (!updated.is_empty()).then(|| updated.to_string()),
+    );
     Ok(serde_json::to_string_pretty(&index)? + "\n")
 }

@@ -11,12 +11,23 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_lxdimg");
 
 fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(BIN).args(args.iter().map(|a| a.as_ref())).output().expect("run lxdimg")
+    Command::new(BIN)
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .expect("run lxdimg")
 }
 
 fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
     let o = run(args);
-    assert!(o.status.success(), "{:?}: {}{}", args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -32,7 +43,9 @@ struct Images {
 
 impl Images {
     fn new() -> Self {
-        Images { dir: tempfile::tempdir().unwrap() }
+        Images {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.dir.path().join(name);
@@ -40,7 +53,14 @@ impl Images {
         p
     }
     fn unified(&self, name: &str, arch: &str, created: i64) -> PathBuf {
-        self.write(name, &xz(&unified_tar(TarFlavor::Gnu, &meta(arch, created, "default"), false)))
+        self.write(
+            name,
+            &xz(&unified_tar(
+                TarFlavor::Gnu,
+                &meta(arch, created, "default"),
+                false,
+            )),
+        )
     }
 }
 
@@ -53,7 +73,10 @@ fn products(tree: &Path) -> serde_json::Value {
 }
 
 fn files_in(tree: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(tree.join("images")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(tree.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -62,9 +85,17 @@ fn files_in(tree: &Path) -> Vec<String> {
 fn add_is_idempotent_deterministic_and_complete() {
     let im = Images::new();
     let u = im.unified("u.tar.xz", "amd64", 1_704_067_200);
-    let m = im.write("m.tar.gz", &gzip(&metadata_tar(&meta("amd64", 1_704_067_200, "sq"))));
+    let m = im.write(
+        "m.tar.gz",
+        &gzip(&metadata_tar(&meta("amd64", 1_704_067_200, "sq"))),
+    );
     let r = im.write("r.squashfs", &squashfs());
-    let vm = im.write("vm.tar.gz", &gzip(&metadata_tar(&(meta("amd64", 1_704_067_200, "sq") + "# vm\n"))));
+    let vm = im.write(
+        "vm.tar.gz",
+        &gzip(&metadata_tar(
+            &(meta("amd64", 1_704_067_200, "sq") + "# vm\n"),
+        )),
+    );
     let disk = im.write("disk.qcow2", &qcow2());
 
     let t1 = tempfile::tempdir().unwrap();
@@ -80,53 +111,96 @@ fn add_is_idempotent_deterministic_and_complete() {
     ok(&[&"stream", &"add", &t2.path(), &vm, &disk]);
     ok(&[&"stream", &"add", &t2.path(), &m, &r]);
     ok(&[&"stream", &"add", &t2.path(), &u, &"--alias", &"u1"]);
-    for f in ["streams/v1/images.json", "streams/v1/index.json", "index.html"] {
-        assert_eq!(read(&t1.path().join(f)), read(&t2.path().join(f)), "{f} differs with the order of adds");
+    for f in [
+        "streams/v1/images.json",
+        "streams/v1/index.json",
+        "index.html",
+    ] {
+        assert_eq!(
+            read(&t1.path().join(f)),
+            read(&t2.path().join(f)),
+            "{f} differs with the order of adds"
+        );
     }
     // A second add changes nothing, not even the file's inode.
     let before = read(&t1.path().join("streams/v1/images.json"));
-    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(t1.path().join("streams/v1/images.json")).unwrap());
+    let ino = std::os::unix::fs::MetadataExt::ino(
+        &std::fs::metadata(t1.path().join("streams/v1/images.json")).unwrap(),
+    );
     let out = ok(&[&"stream", &"add", &t1.path(), &u, &"--alias", &"u1"]);
     assert!(out.contains("already in the tree"), "{out}");
     assert_eq!(read(&t1.path().join("streams/v1/images.json")), before);
-    assert_eq!(ino, std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(t1.path().join("streams/v1/images.json")).unwrap()));
+    assert_eq!(
+        ino,
+        std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(t1.path().join("streams/v1/images.json")).unwrap()
+        )
+    );
 
     let p = products(t1.path());
     let prods = p["products"].as_object().unwrap();
-    assert_eq!(prods.keys().collect::<Vec<_>>(), ["Testos:one:default:amd64", "Testos:one:sq:amd64"]);
+    assert_eq!(
+        prods.keys().collect::<Vec<_>>(),
+        ["Testos:one:default:amd64", "Testos:one:sq:amd64"]
+    );
     let unified = &prods["Testos:one:default:amd64"];
     assert_eq!(unified["aliases"], "testos/one,testos/one/default,u1");
     assert_eq!(unified["requirements"]["secureboot"], "false");
     assert_eq!(unified["lxd_requirements"]["secureboot"], "false");
-    let items = unified["versions"]["20240101_0000"]["items"].as_object().unwrap();
-    assert_eq!(items.keys().collect::<Vec<_>>(), ["incus_combined.tar.gz", "lxd_combined.tar.gz"]);
+    let items = unified["versions"]["20240101_0000"]["items"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        items.keys().collect::<Vec<_>>(),
+        ["incus_combined.tar.gz", "lxd_combined.tar.gz"]
+    );
     assert_eq!(items["incus_combined.tar.gz"]["combined_type"], "container");
-    let split = prods["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object().unwrap();
+    let split = prods["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"]
+        .as_object()
+        .unwrap();
     // The container and the VM share the version; their metadata items get distinct keys.
-    let ftypes: Vec<&str> = split.values().map(|i| i["ftype"].as_str().unwrap()).collect();
+    let ftypes: Vec<&str> = split
+        .values()
+        .map(|i| i["ftype"].as_str().unwrap())
+        .collect();
     for f in ["lxd.tar.xz", "incus.tar.xz", "squashfs", "disk-kvm.img"] {
         assert!(ftypes.contains(&f), "{ftypes:?}");
     }
     let fp_split = ok(&[&"fingerprint", &m, &r]).trim().to_string();
     let fp_vm = ok(&[&"fingerprint", &vm, &disk]).trim().to_string();
-    let combined: Vec<&str> = split.values().filter_map(|i| i.get("combined_squashfs_sha256").and_then(|v| v.as_str())).collect();
+    let combined: Vec<&str> = split
+        .values()
+        .filter_map(|i| i.get("combined_squashfs_sha256").and_then(|v| v.as_str()))
+        .collect();
     assert_eq!(combined, [fp_split.as_str(), fp_split.as_str()]);
-    assert!(split.values().any(|i| i["combined_disk-kvm-img_sha256"] == fp_vm.as_str()));
+    assert!(split
+        .values()
+        .any(|i| i["combined_disk-kvm-img_sha256"] == fp_vm.as_str()));
     for i in split.values().chain(items.values()) {
         let path = t1.path().join(i["path"].as_str().unwrap());
         let bytes = read(&path);
         assert_eq!(bytes.len() as u64, i["size"].as_u64().unwrap());
-        assert_eq!(ok(&[&"fingerprint", &path]).trim(), i["sha256"].as_str().unwrap());
+        assert_eq!(
+            ok(&[&"fingerprint", &path]).trim(),
+            i["sha256"].as_str().unwrap()
+        );
     }
     let v = ok(&[&"stream", &"verify", &t1.path()]);
-    assert!(v.ends_with("3 images, 5 files checked (LXD sees 3, Incus sees 3); 0 problems\n"), "{v}");
+    assert!(
+        v.ends_with("3 images, 5 files checked (LXD sees 3, Incus sees 3); 0 problems\n"),
+        "{v}"
+    );
     let list = ok(&[&"stream", &"list", &t1.path(), &"--format", &"json"]);
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
     let csv = ok(&[&"stream", &"list", &t1.path(), &"--format", &"csv"]);
     assert_eq!(csv.lines().count(), 4, "{csv}");
     // No temporary files, no lock outside the tree's root.
-    assert!(files_in(t1.path()).iter().all(|f| !f.starts_with('.')), "{:?}", files_in(t1.path()));
+    assert!(
+        files_in(t1.path()).iter().all(|f| !f.starts_with('.')),
+        "{:?}",
+        files_in(t1.path())
+    );
 }
 
 #[test]
@@ -136,11 +210,26 @@ fn refusals_leave_the_tree_untouched() {
     ok(&[&"stream", &"init", &t.path()]);
     let before = read(&t.path().join("streams/v1/images.json"));
     // Refused by LXD (missing creation date), a launch that fails (truncated), a version clash.
-    let nodate = im.write("nodate.tar.xz", &xz(&unified_tar(TarFlavor::Gnu, "architecture: amd64\nproperties:\n  os: t\n", false)));
+    let nodate = im.write(
+        "nodate.tar.xz",
+        &xz(&unified_tar(
+            TarFlavor::Gnu,
+            "architecture: amd64\nproperties:\n  os: t\n",
+            false,
+        )),
+    );
     let o = run(&[&"stream", &"add", &t.path(), &nodate]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Missing creation date"), "{}", String::from_utf8_lossy(&o.stderr));
-    let whole = gzip(&unified_tar(TarFlavor::Gnu, &meta("amd64", 1_704_067_200, "default"), false));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Missing creation date"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let whole = gzip(&unified_tar(
+        TarFlavor::Gnu,
+        &meta("amd64", 1_704_067_200, "default"),
+        false,
+    ));
     let cut = im.write("cut.tar.gz", &whole[..whole.len() - 40]);
     let o = run(&[&"stream", &"add", &t.path(), &cut]);
     assert_eq!(o.status.code(), Some(1));
@@ -151,20 +240,65 @@ fn refusals_leave_the_tree_untouched() {
     ok(&[&"stream", &"add", &t.path(), &cut, &"--allow-unlaunchable"]);
     let o = run(&[&"stream", &"verify", &t.path()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Unpack failed"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Unpack failed"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // Another image for the same product, version and type.
-    let other = im.write("other.tar.xz", &xz(&unified_tar(TarFlavor::Ustar, &meta("amd64", 1_704_067_200, "default"), false)));
+    let other = im.write(
+        "other.tar.xz",
+        &xz(&unified_tar(
+            TarFlavor::Ustar,
+            &meta("amd64", 1_704_067_200, "default"),
+            false,
+        )),
+    );
     let o = run(&[&"stream", &"add", &t.path(), &other]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already holds the container image"));
     // Aliases clients would split.
-    let o = run(&[&"stream", &"add", &t.path(), &other, &"--product", &"p2", &"--alias", &"a, b"]);
+    let o = run(&[
+        &"stream",
+        &"add",
+        &t.path(),
+        &other,
+        &"--product",
+        &"p2",
+        &"--alias",
+        &"a, b",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("without trimming"));
     // An explicit alias already on another product of that architecture and type.
-    ok(&[&"stream", &"add", &t.path(), &other, &"--product", &"p2", &"--alias", &"mine"]);
-    let third = im.write("third.tar.xz", &xz(&unified_tar(TarFlavor::Pax, &meta("amd64", 1_704_067_200, "default"), false)));
-    let o = run(&[&"stream", &"add", &t.path(), &third, &"--product", &"p3", &"--alias", &"mine"]);
+    ok(&[
+        &"stream",
+        &"add",
+        &t.path(),
+        &other,
+        &"--product",
+        &"p2",
+        &"--alias",
+        &"mine",
+    ]);
+    let third = im.write(
+        "third.tar.xz",
+        &xz(&unified_tar(
+            TarFlavor::Pax,
+            &meta("amd64", 1_704_067_200, "default"),
+            false,
+        )),
+    );
+    let o = run(&[
+        &"stream",
+        &"add",
+        &t.path(),
+        &third,
+        &"--product",
+        &"p3",
+        &"--alias",
+        &"mine",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already on product p2"));
 }
@@ -186,20 +320,37 @@ fn remove_and_prune() {
     assert_eq!(files_in(t.path()).len(), 6);
     // Dry run: nothing changes.
     let before = read(&t.path().join("streams/v1/images.json"));
-    let out = ok(&[&"stream", &"prune", &t.path(), &"--retention", &"2", &"--dry-run"]);
+    let out = ok(&[
+        &"stream",
+        &"prune",
+        &t.path(),
+        &"--retention",
+        &"2",
+        &"--dry-run",
+    ]);
     assert_eq!(out.matches("would remove version").count(), 3, "{out}");
     assert_eq!(read(&t.path().join("streams/v1/images.json")), before);
     // A stray file and a leftover temporary file are unreferenced.
     std::fs::write(t.path().join("images/stray.bin"), b"x").unwrap();
     let out = ok(&[&"stream", &"prune", &t.path(), &"--retention", &"2"]);
-    assert!(out.contains("removed unreferenced file images/stray.bin"), "{out}");
+    assert!(
+        out.contains("removed unreferenced file images/stray.bin"),
+        "{out}"
+    );
     let p = products(t.path());
-    let versions: Vec<&String> = p["products"]["Testos:one:default:amd64"]["versions"].as_object().unwrap().keys().collect();
+    let versions: Vec<&String> = p["products"]["Testos:one:default:amd64"]["versions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(versions, ["20240104_0000", "20240105_0000"]);
     assert_eq!(files_in(t.path()).len(), 3);
     // Pruning again changes nothing.
     let before = read(&t.path().join("streams/v1/images.json"));
-    assert_eq!(ok(&[&"stream", &"prune", &t.path(), &"--retention", &"2"]), "");
+    assert_eq!(
+        ok(&[&"stream", &"prune", &t.path(), &"--retention", &"2"]),
+        ""
+    );
     assert_eq!(read(&t.path().join("streams/v1/images.json")), before);
     // An alias removes the newest image of each product carrying it (both architectures).
     let out = ok(&[&"stream", &"remove", &t.path(), &"rolling"]);
@@ -209,7 +360,10 @@ fn remove_and_prune() {
     let out = ok(&[&"stream", &"remove", &t.path(), &&fps[3][..8]]);
     assert!(out.contains(&fps[3]));
     assert!(files_in(t.path()).is_empty(), "{:?}", files_in(t.path()));
-    assert!(products(t.path())["products"].as_object().unwrap().is_empty());
+    assert!(products(t.path())["products"]
+        .as_object()
+        .unwrap()
+        .is_empty());
     let o = run(&[&"stream", &"remove", &t.path(), &"rolling"]);
     assert_eq!(o.status.code(), Some(2));
     ok(&[&"stream", &"verify", &t.path()]);
@@ -220,50 +374,110 @@ fn verify_reports_what_clients_trip_on() {
     let im = Images::new();
     let t = tempfile::tempdir().unwrap();
     ok(&[&"stream", &"init", &t.path()]);
-    let m = im.write("m.tar.gz", &gzip(&metadata_tar(&meta("amd64", 1_704_067_200, "sq"))));
+    let m = im.write(
+        "m.tar.gz",
+        &gzip(&metadata_tar(&meta("amd64", 1_704_067_200, "sq"))),
+    );
     let r = im.write("r.squashfs", &squashfs());
-    ok(&[&"stream", &"add", &t.path(), &m, &r, &"--no-default-alias", &"--alias", &"x"]);
+    ok(&[
+        &"stream",
+        &"add",
+        &t.path(),
+        &m,
+        &r,
+        &"--no-default-alias",
+        &"--alias",
+        &"x",
+    ]);
     let path = t.path().join("streams/v1/images.json");
     let good: serde_json::Value = serde_json::from_slice(&read(&path)).unwrap();
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("different SHA256 hash", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            items.get_mut("squashfs").unwrap()["sha256"] = "0".repeat(64).into();
-        })),
-        ("combined SHA-256 is", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            items.get_mut("lxd.tar.xz").unwrap()["combined_squashfs_sha256"] = "ab".repeat(32).into();
-        })),
-        ("Incus clients do not see", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            items.remove("incus.tar.xz");
-        })),
-        ("does not start with a YYYYMMDD", Box::new(|p| {
-            let vs = p["products"]["Testos:one:sq:amd64"]["versions"].as_object_mut().unwrap();
-            let v = vs.remove("20240101_0000").unwrap();
-            vs.insert("2024-01-01".into(), v);
-        })),
-        ("do not know the architecture", Box::new(|p| {
-            p["products"]["Testos:one:sq:amd64"]["arch"] = "amd64v3".into();
-        })),
-        ("without trimming", Box::new(|p| {
-            p["products"]["Testos:one:sq:amd64"]["aliases"] = "x, y".into();
-        })),
-        ("different size", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            let n = items["squashfs"]["size"].as_u64().unwrap();
-            items.get_mut("squashfs").unwrap()["size"] = (n + 1).into();
-        })),
-        ("starts with '/'", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            let old = items["squashfs"]["path"].as_str().unwrap().to_string();
-            items.get_mut("squashfs").unwrap()["path"] = format!("/{old}").into();
-        })),
-        ("not 64 lowercase hex", Box::new(|p| {
-            let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]["items"].as_object_mut().unwrap();
-            let up = items["squashfs"]["sha256"].as_str().unwrap().to_uppercase();
-            items.get_mut("squashfs").unwrap()["sha256"] = up.into();
-        })),
+        (
+            "different SHA256 hash",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                items.get_mut("squashfs").unwrap()["sha256"] = "0".repeat(64).into();
+            }),
+        ),
+        (
+            "combined SHA-256 is",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                items.get_mut("lxd.tar.xz").unwrap()["combined_squashfs_sha256"] =
+                    "ab".repeat(32).into();
+            }),
+        ),
+        (
+            "Incus clients do not see",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                items.remove("incus.tar.xz");
+            }),
+        ),
+        (
+            "does not start with a YYYYMMDD",
+            Box::new(|p| {
+                let vs = p["products"]["Testos:one:sq:amd64"]["versions"]
+                    .as_object_mut()
+                    .unwrap();
+                let v = vs.remove("20240101_0000").unwrap();
+                vs.insert("2024-01-01".into(), v);
+            }),
+        ),
+        (
+            "do not know the architecture",
+            Box::new(|p| {
+                p["products"]["Testos:one:sq:amd64"]["arch"] = "amd64v3".into();
+            }),
+        ),
+        (
+            "without trimming",
+            Box::new(|p| {
+                p["products"]["Testos:one:sq:amd64"]["aliases"] = "x, y".into();
+            }),
+        ),
+        (
+            "different size",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                let n = items["squashfs"]["size"].as_u64().unwrap();
+                items.get_mut("squashfs").unwrap()["size"] = (n + 1).into();
+            }),
+        ),
+        (
+            "starts with '/'",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                let old = items["squashfs"]["path"].as_str().unwrap().to_string();
+                items.get_mut("squashfs").unwrap()["path"] = format!("/{old}").into();
+            }),
+        ),
+        (
+            "not 64 lowercase hex",
+            Box::new(|p| {
+                let items = p["products"]["Testos:one:sq:amd64"]["versions"]["20240101_0000"]
+                    ["items"]
+                    .as_object_mut()
+                    .unwrap();
+                let up = items["squashfs"]["sha256"].as_str().unwrap().to_uppercase();
+                items.get_mut("squashfs").unwrap()["sha256"] = up.into();
+            }),
+        ),
     ];
     for (want, edit) in cases {
         let mut p = good.clone();
@@ -273,11 +487,17 @@ fn verify_reports_what_clients_trip_on() {
         let out = String::from_utf8_lossy(&o.stdout);
         assert_eq!(o.status.code(), Some(1), "{want}: {out}");
         assert!(out.contains(want), "{want}: {out}");
-        assert!(out.contains("product Testos:one:sq:amd64"), "names the product: {out}");
+        assert!(
+            out.contains("product Testos:one:sq:amd64"),
+            "names the product: {out}"
+        );
     }
     // A file that vanished.
     std::fs::write(&path, serde_json::to_vec(&good).unwrap()).unwrap();
-    let sq = files_in(t.path()).into_iter().find(|f| f.ends_with(".squashfs")).unwrap();
+    let sq = files_in(t.path())
+        .into_iter()
+        .find(|f| f.ends_with(".squashfs"))
+        .unwrap();
     std::fs::remove_file(t.path().join("images").join(&sq)).unwrap();
     let o = run(&[&"stream", &"verify", &t.path()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Missing image file"));
@@ -292,11 +512,25 @@ fn verify_reports_what_clients_trip_on() {
 fn serve_answers_get_and_head_inside_the_tree_only() {
     use std::io::{Read, Write};
     let t = tempfile::tempdir().unwrap();
-    ok(&[&"stream", &"init", &t.path(), &"--url", &"https://images.example.org/lxd"]);
+    ok(&[
+        &"stream",
+        &"init",
+        &t.path(),
+        &"--url",
+        &"https://images.example.org/lxd",
+    ]);
     let html = String::from_utf8(read(&t.path().join("index.html"))).unwrap();
-    assert!(html.contains("lxc remote add images https://images.example.org/lxd --protocol simplestreams --public"));
-    assert!(html.contains("incus remote add images https://images.example.org/lxd --protocol simplestreams --public"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert!(html.contains(
+        "lxc remote add images https://images.example.org/lxd --protocol simplestreams --public"
+    ));
+    assert!(html.contains(
+        "incus remote add images https://images.example.org/lxd --protocol simplestreams --public"
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -304,7 +538,15 @@ fn serve_answers_get_and_head_inside_the_tree_only() {
             let _ = self.0.wait();
         }
     }
-    let _child = Kill(Command::new(BIN).args(["stream", "serve"]).arg(t.path()).args(["--listen", &format!("127.0.0.1:{port}")]).stderr(std::process::Stdio::null()).spawn().unwrap());
+    let _child = Kill(
+        Command::new(BIN)
+            .args(["stream", "serve"])
+            .arg(t.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let get = |req: &str| -> String {
         for _ in 0..100 {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -319,9 +561,17 @@ fn serve_answers_get_and_head_inside_the_tree_only() {
         panic!("serve did not start");
     };
     let r = get("GET /streams/v1/index.json HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(r.starts_with("HTTP/1.1 200 OK") && r.contains("application/json") && r.contains("\"index:1.0\""), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK")
+            && r.contains("application/json")
+            && r.contains("\"index:1.0\""),
+        "{r}"
+    );
     let r = get("HEAD /streams/v1/images.json HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("\r\n\r\n"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 200 OK") && r.ends_with("\r\n\r\n"),
+        "{r}"
+    );
     assert!(get("GET /../../etc/passwd HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(get("GET /.lxdimg-stream.lock HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(get("POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));

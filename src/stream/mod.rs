@@ -6,18 +6,24 @@
 //! writes (temporary file, fsync, rename), one writer at a time (an exclusive lock on
 //! `.lxdimg-stream.lock`).
 
+pub mod cli;
+mod html;
 pub mod serve;
+mod verify;
+
+use html::{index_html, version_to_rfc2822};
+use verify::hash_file;
+pub use verify::verify;
 
 use lxdimg::report::{FileRole, ImageFormat, Report};
 use lxdimg::simplestreams::{
     self as ss, Client, Index, Item, Problem, ProductFields, Products, PublishedFile,
     PublishedFiles, RootFtype, SeenImage,
 };
-use lxdimg::verdict::{self, Target};
-use sha2::Digest;
+use lxdimg::verdict::Target;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// A tree on disk.
@@ -73,7 +79,9 @@ pub struct Loaded {
 
 impl Tree {
     pub fn new(root: &Path) -> Tree {
-        Tree { root: root.to_path_buf() }
+        Tree {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn init(&self, url: Option<&str>) -> io::Result<bool> {
@@ -86,7 +94,10 @@ impl Tree {
         }
         let products = Products::default();
         if let Some(u) = url {
-            write_atomic(&self.root.join(".lxdimg-stream-url"), format!("{u}\n").as_bytes())?;
+            write_atomic(
+                &self.root.join(".lxdimg-stream-url"),
+                format!("{u}\n").as_bytes(),
+            )?;
         }
         self.save(&products)?;
         Ok(true)
@@ -126,15 +137,27 @@ impl Tree {
         self.require()?;
         let mut problems = Vec::new();
         let mut prob = |m: String| {
-            problems.push(Problem { product: None, version: None, item: None, message: m })
+            problems.push(Problem {
+                product: None,
+                version: None,
+                item: None,
+                message: m,
+            })
         };
         let ip = self.root.join(ss::INDEX_PATH);
         let text = fs::read(&ip).map_err(with_path(&ip))?;
         let index: Index = match serde_json::from_slice(&text) {
             Ok(i) => i,
             Err(e) => {
-                prob(format!("Failed decoding stream JSON from \"{}\": {e}", ss::INDEX_PATH));
-                return Ok(Loaded { index: Index::default(), products: vec![], problems });
+                prob(format!(
+                    "Failed decoding stream JSON from \"{}\": {e}",
+                    ss::INDEX_PATH
+                ));
+                return Ok(Loaded {
+                    index: Index::default(),
+                    products: vec![],
+                    problems,
+                });
             }
         };
         let mut products = Vec::new();
@@ -150,7 +173,10 @@ impl Tree {
             match fs::read(&pp) {
                 Ok(t) => match serde_json::from_slice::<Products>(&t) {
                     Ok(p) => products.push((e.path.clone(), p)),
-                    Err(err) => prob(format!("Failed decoding products JSON from \"{}\": {err}", e.path)),
+                    Err(err) => prob(format!(
+                        "Failed decoding products JSON from \"{}\": {err}",
+                        e.path
+                    )),
                 },
                 Err(err) => prob(format!("Unable to fetch {}: {err}", e.path)),
             }
@@ -161,11 +187,18 @@ impl Tree {
             if let Ok(t) = fs::read(&pp) {
                 match serde_json::from_slice::<Products>(&t) {
                     Ok(p) => products.push((ss::PRODUCTS_PATH.to_string(), p)),
-                    Err(e) => prob(format!("Failed decoding products JSON from \"{}\": {e}", ss::PRODUCTS_PATH)),
+                    Err(e) => prob(format!(
+                        "Failed decoding products JSON from \"{}\": {e}",
+                        ss::PRODUCTS_PATH
+                    )),
                 }
             }
         }
-        Ok(Loaded { index, products, problems })
+        Ok(Loaded {
+            index,
+            products,
+            problems,
+        })
     }
 
     /// The products file this tool maintains.
@@ -198,88 +231,6 @@ impl Tree {
             index_html(products, url.as_deref().map(str::trim)).as_bytes(),
         )
     }
-}
-
-/// `Mon, 01 Jan 2024 00:00:00 +0000` from a `YYYYMMDD_hhmm` version name.
-fn version_to_rfc2822(v: &str) -> Option<String> {
-    if !ss::is_full_version_name(v) {
-        return None;
-    }
-    let (y, m, d): (i64, usize, u32) = (v[0..4].parse().ok()?, v[4..6].parse().ok()?, v[6..8].parse().ok()?);
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    // Zeller-style weekday via days since epoch.
-    let days = days_from_civil(y, m as u32, d);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    Some(format!("{wd}, {d:02} {} {y:04} {}:{}:00 +0000", months[m - 1], &v[9..11], &v[11..13]))
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn html(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// The tree's landing page: the images and the commands that use them.
-fn index_html(products: &Products, url: Option<&str>) -> String {
-    let base = url.unwrap_or("https://HOST/PATH");
-    let mut rows = String::new();
-    let lxd: BTreeSet<String> = ss::client_view(products, Client::Lxd).into_iter().map(|s| s.fingerprint).collect();
-    let incus: BTreeSet<String> = ss::client_view(products, Client::Incus).into_iter().map(|s| s.fingerprint).collect();
-    for s in union_view(products) {
-        let clients = [("LXD", lxd.contains(&s.fingerprint)), ("Incus", incus.contains(&s.fingerprint))]
-            .iter()
-            .filter(|c| c.1)
-            .map(|c| c.0)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let p = &products.products[&s.product];
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td><code>{}</code></td><td>{} {} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            html(&s.aliases.join(", ")),
-            html(&s.fingerprint[..s.fingerprint.len().min(12)]),
-            html(&p.os),
-            html(&p.release),
-            html(p.variant.as_deref().unwrap_or("")),
-            html(&s.architecture),
-            html(s.image_type.as_str()),
-            html(&s.version),
-            html(&clients),
-        ));
-    }
-    let alias = union_view(products)
-        .into_iter()
-        .find_map(|s| s.aliases.first().cloned())
-        .unwrap_or_else(|| "ALIAS".into());
-    let note = if url.is_none() {
-        "<p>Replace <code>https://HOST/PATH</code> with the address this directory is served at (<code>lxdimg stream init DIR --url URL</code> writes it here).</p>\n"
-    } else {
-        ""
-    };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Images</title>\n<meta name=\"generator\" content=\"lxdimg stream\"></head>\n<body>\n<h1>LXD and Incus images</h1>\n{note}<pre>lxc remote add images {b} --protocol simplestreams --public\nlxc launch images:{a} my-instance\n\nincus remote add images {b} --protocol simplestreams --public\nincus launch images:{a} my-instance</pre>\n<table>\n<tr><th>Aliases</th><th>Fingerprint</th><th>OS</th><th>Architecture</th><th>Type</th><th>Version</th><th>Clients</th></tr>\n{rows}</table>\n</body></html>\n",
-        b = html(base),
-        a = html(&alias),
-    )
 }
 
 /// Every image some client sees, once (LXD's view first, then what only Incus sees).
@@ -324,13 +275,29 @@ pub struct Added {
 }
 
 /// Why the core's report keeps an image out of the tree, or `None`.
-pub fn refusal(report: &Report, targets: &[&'static Target], allow_unlaunchable: bool) -> Option<String> {
+pub fn refusal(
+    report: &Report,
+    targets: &[&'static Target],
+    allow_unlaunchable: bool,
+) -> Option<String> {
     for t in targets {
         let v = &report.verdicts[t.key];
         match v.accepted {
             Some(true) => {}
-            Some(false) => return Some(format!("{} refuses this image: {}", t.label, v.error.as_deref().unwrap_or("?"))),
-            None => return Some(format!("{}: lxdimg cannot judge this image: {}", t.label, v.reason.as_deref().unwrap_or("?"))),
+            Some(false) => {
+                return Some(format!(
+                    "{} refuses this image: {}",
+                    t.label,
+                    v.error.as_deref().unwrap_or("?")
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "{}: lxdimg cannot judge this image: {}",
+                    t.label,
+                    v.reason.as_deref().unwrap_or("?")
+                ))
+            }
         }
         if allow_unlaunchable {
             continue;
@@ -394,34 +361,28 @@ fn ext_of(report: &Report, role: FileRole) -> &'static str {
 /// Copies `src` into the tree as `images/<sha256><ext>`, checking that its bytes are still the
 /// ones the core inspected. A file already there (same name, same size) is kept.
 fn planned(sha256: &str, size: u64, ext: &str) -> PublishedFile {
-    PublishedFile { path: format!("{IMAGES}/{sha256}{ext}"), sha256: sha256.into(), size }
+    PublishedFile {
+        path: format!("{IMAGES}/{sha256}{ext}"),
+        sha256: sha256.into(),
+        size,
+    }
 }
 
 fn copy_in(tree: &Path, src: &Path, f: &PublishedFile) -> io::Result<()> {
     let (sha256, size) = (f.sha256.as_str(), f.size);
     let dest = tree.join(&f.path);
-    if fs::metadata(&dest).map(|m| m.len() == size).unwrap_or(false) {
+    if fs::metadata(&dest)
+        .map(|m| m.len() == size)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
-    let tmp = tree.join(IMAGES).join(format!(".{sha256}.tmp-{}", std::process::id()));
+    let tmp = tree
+        .join(IMAGES)
+        .join(format!(".{sha256}.tmp-{}", std::process::id()));
     let res = (|| {
-        let mut r = File::open(src).map_err(with_path(src))?;
         let mut w = File::create(&tmp).map_err(with_path(&tmp))?;
-        let mut h = sha2::Sha256::new();
-        let mut buf = vec![0u8; 128 << 10];
-        let mut n_total = 0u64;
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(with_path(src)(e)),
-            };
-            h.update(&buf[..n]);
-            w.write_all(&buf[..n]).map_err(with_path(&tmp))?;
-            n_total += n as u64;
-        }
-        let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let (got, n_total) = hash_file(src, Some(&mut w))?;
         if got != sha256 || n_total != size {
             return Err(err(
                 io::ErrorKind::InvalidData,
@@ -438,38 +399,80 @@ fn copy_in(tree: &Path, src: &Path, f: &PublishedFile) -> io::Result<()> {
 }
 
 /// Adds an inspected image to the tree.
-pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: &AddOptions) -> io::Result<Added> {
+pub fn add(
+    tree: &Tree,
+    file: &Path,
+    rootfs: Option<&Path>,
+    report: &Report,
+    o: &AddOptions,
+) -> io::Result<Added> {
     tree.require()?;
     if let Some(why) = refusal(report, &o.targets, o.allow_unlaunchable) {
         return Err(err(io::ErrorKind::InvalidData, why));
     }
-    let fingerprint = report.fingerprint.clone().ok_or_else(|| err(io::ErrorKind::InvalidData, "no fingerprint"))?;
-    let meta = report.metadata.as_ref().ok_or_else(|| err(io::ErrorKind::InvalidData, "the image has no metadata"))?;
-    let image_type = report.image_type.ok_or_else(|| err(io::ErrorKind::InvalidData, "the image type is not known"))?;
-    let canonical = report.architecture.clone().ok_or_else(|| err(io::ErrorKind::InvalidData, "the architecture is not known"))?;
+    let fingerprint = report
+        .fingerprint
+        .clone()
+        .ok_or_else(|| err(io::ErrorKind::InvalidData, "no fingerprint"))?;
+    let meta = report
+        .metadata
+        .as_ref()
+        .ok_or_else(|| err(io::ErrorKind::InvalidData, "the image has no metadata"))?;
+    let image_type = report
+        .image_type
+        .ok_or_else(|| err(io::ErrorKind::InvalidData, "the image type is not known"))?;
+    let canonical = report
+        .architecture
+        .clone()
+        .ok_or_else(|| err(io::ErrorKind::InvalidData, "the architecture is not known"))?;
     for a in &o.aliases {
         if let Some(m) = ss::alias_problem(a) {
             return Err(err(io::ErrorKind::InvalidInput, m));
         }
     }
-    let mut fields = ProductFields::from_metadata(&canonical, &meta.architecture, &meta.properties, meta.expiry_date);
-    if let Some(v) = &o.os { fields.os = v.clone(); }
-    if let Some(v) = &o.release { fields.release = v.clone(); }
-    if let Some(v) = &o.variant { fields.variant = v.clone(); }
-    if let Some(v) = &o.release_title { fields.release_title = Some(v.clone()); }
+    let mut fields = ProductFields::from_metadata(
+        &canonical,
+        &meta.architecture,
+        &meta.properties,
+        meta.expiry_date,
+    );
+    if let Some(v) = &o.os {
+        fields.os = v.clone();
+    }
+    if let Some(v) = &o.release {
+        fields.release = v.clone();
+    }
+    if let Some(v) = &o.variant {
+        fields.variant = v.clone();
+    }
+    if let Some(v) = &o.release_title {
+        fields.release_title = Some(v.clone());
+    }
     if let Some(v) = &o.support_eol {
         let ok = v.len() == 10 && ss::version_listed(&v.replace('-', ""));
         if !ok {
-            return Err(err(io::ErrorKind::InvalidInput, format!("--support-eol {v:?} is not YYYY-MM-DD")));
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                format!("--support-eol {v:?} is not YYYY-MM-DD"),
+            ));
         }
         fields.support_eol = Some(v.clone());
     }
     let product = o.product.clone().unwrap_or_else(|| fields.product_name());
     if product.is_empty() || product.chars().any(|c| c.is_control()) {
-        return Err(err(io::ErrorKind::InvalidInput, format!("product name {product:?} is not usable")));
+        return Err(err(
+            io::ErrorKind::InvalidInput,
+            format!("product name {product:?} is not usable"),
+        ));
     }
-    let created = if meta.creation_date > 0 { meta.creation_date } else { o.now };
-    let version = ss::version_name(created).or_else(|| ss::version_name(o.now)).expect("the clock is in range");
+    let created = if meta.creation_date > 0 {
+        meta.creation_date
+    } else {
+        o.now
+    };
+    let version = ss::version_name(created)
+        .or_else(|| ss::version_name(o.now))
+        .expect("the clock is in range");
     let mut aliases = Vec::new();
     if !o.no_default_alias {
         aliases.extend(fields.default_aliases());
@@ -480,7 +483,11 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
     let mut products = tree.products_for_write()?;
     // Already here (any product, any version)? Then only new aliases change the tree.
     let sha = |role: FileRole| {
-        report.files.iter().find(|f| f.role == role).and_then(|f| Some((f.sha256.clone()?, f.size)))
+        report
+            .files
+            .iter()
+            .find(|f| f.role == role)
+            .and_then(|f| Some((f.sha256.clone()?, f.size)))
     };
     let files = match report.format {
         ImageFormat::Unified => {
@@ -490,7 +497,10 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
         ImageFormat::Split => {
             let (ms, mn) = sha(FileRole::Metadata).expect("metadata file");
             let (rs, rn) = sha(FileRole::Rootfs).expect("rootfs file");
-            let squashfs = report.files.iter().any(|f| f.role == FileRole::Rootfs && f.compression.as_str() == "squashfs");
+            let squashfs = report
+                .files
+                .iter()
+                .any(|f| f.role == FileRole::Rootfs && f.compression.as_str() == "squashfs");
             PublishedFiles::Split {
                 metadata: planned(&ms, mn, ext_of(report, FileRole::Metadata)),
                 rootfs: planned(&rs, rn, ext_of(report, FileRole::Rootfs)),
@@ -500,17 +510,21 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
     };
     let (items, unseen) = ss::items_for(&fingerprint, image_type, &files);
     // A version name already holding this image elsewhere keeps its place (idempotent add).
-    let existing = union_view(&products).into_iter().find(|s| s.fingerprint == fingerprint);
+    let existing = union_view(&products)
+        .into_iter()
+        .find(|s| s.fingerprint == fingerprint);
     let (product, version) = match existing {
         Some(s) => (s.product, s.version),
         None => (product, version),
     };
     // A version holds one image per type (as on the public servers: a container and a VM); two
     // would leave clients to pick one of them by item order.
-    if let Some(other) = union_view(&products)
-        .into_iter()
-        .find(|s| s.product == product && s.version == version && s.image_type == image_type && s.fingerprint != fingerprint)
-    {
+    if let Some(other) = union_view(&products).into_iter().find(|s| {
+        s.product == product
+            && s.version == version
+            && s.image_type == image_type
+            && s.fingerprint != fingerprint
+    }) {
         return Err(err(
             io::ErrorKind::InvalidInput,
             format!(
@@ -524,7 +538,9 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
     // only one of them: an explicit one is refused, a default one is left out.
     let taken: Vec<(String, String)> = union_view(&products)
         .into_iter()
-        .filter(|s| s.product != product && s.architecture == canonical && s.image_type == image_type)
+        .filter(|s| {
+            s.product != product && s.architecture == canonical && s.image_type == image_type
+        })
         .flat_map(|s| s.aliases.into_iter().map(move |a| (a, s.product.clone())))
         .collect();
     let mut skipped = Vec::new();
@@ -545,17 +561,40 @@ pub fn add(tree: &Tree, file: &Path, rootfs: Option<&Path>, report: &Report, o: 
     // Files first, then the JSON that names them.
     match (&files, rootfs) {
         (PublishedFiles::Unified(u), _) => copy_in(&tree.root, file, u)?,
-        (PublishedFiles::Split { metadata, rootfs: r, .. }, Some(rootfs)) => {
+        (
+            PublishedFiles::Split {
+                metadata,
+                rootfs: r,
+                ..
+            },
+            Some(rootfs),
+        ) => {
             copy_in(&tree.root, file, metadata)?;
             copy_in(&tree.root, rootfs, r)?;
         }
         (PublishedFiles::Split { .. }, None) => unreachable!("a split report has a rootfs"),
     }
-    let changed = ss::add_items(&mut products, &product, &fields, &aliases, &version, "lxdimg", items);
+    let changed = ss::add_items(
+        &mut products,
+        &product,
+        &fields,
+        &aliases,
+        &version,
+        "lxdimg",
+        items,
+    );
     if changed {
         tree.save(&products)?;
     }
-    Ok(Added { fingerprint, product, version, changed, aliases, unseen, skipped })
+    Ok(Added {
+        fingerprint,
+        product,
+        version,
+        changed,
+        aliases,
+        unseen,
+        skipped,
+    })
 }
 
 /// Removes the images a fingerprint (prefix) or alias names; returns their fingerprints.
@@ -563,11 +602,17 @@ pub fn remove(tree: &Tree, what: &str) -> io::Result<Vec<String>> {
     let _lock = tree.lock()?;
     let mut products = tree.products_for_write()?;
     let view = union_view(&products);
-    let by_fp: Vec<&SeenImage> = view.iter().filter(|s| what.len() >= 4 && s.fingerprint.starts_with(what)).collect();
+    let by_fp: Vec<&SeenImage> = view
+        .iter()
+        .filter(|s| what.len() >= 4 && s.fingerprint.starts_with(what))
+        .collect();
     let fps: BTreeSet<String> = if !by_fp.is_empty() {
         let set: BTreeSet<String> = by_fp.iter().map(|s| s.fingerprint.clone()).collect();
         if set.len() > 1 {
-            return Err(err(io::ErrorKind::InvalidInput, format!("more than one image matches the partial fingerprint {what:?}")));
+            return Err(err(
+                io::ErrorKind::InvalidInput,
+                format!("more than one image matches the partial fingerprint {what:?}"),
+            ));
         }
         set
     } else {
@@ -579,14 +624,23 @@ pub fn remove(tree: &Tree, what: &str) -> io::Result<Vec<String>> {
                 *e = s;
             }
         }
-        let newest_versions: BTreeSet<(&str, &str)> = newest.values().map(|s| (s.product.as_str(), s.version.as_str())).collect();
+        let newest_versions: BTreeSet<(&str, &str)> = newest
+            .values()
+            .map(|s| (s.product.as_str(), s.version.as_str()))
+            .collect();
         view.iter()
-            .filter(|s| newest_versions.contains(&(s.product.as_str(), s.version.as_str())) && s.aliases.iter().any(|a| a == what))
+            .filter(|s| {
+                newest_versions.contains(&(s.product.as_str(), s.version.as_str()))
+                    && s.aliases.iter().any(|a| a == what)
+            })
             .map(|s| s.fingerprint.clone())
             .collect()
     };
     if fps.is_empty() {
-        return Err(err(io::ErrorKind::NotFound, format!("no image with the fingerprint or alias {what:?}")));
+        return Err(err(
+            io::ErrorKind::NotFound,
+            format!("no image with the fingerprint or alias {what:?}"),
+        ));
     }
     let before = referenced(&products);
     for p in products.products.values_mut() {
@@ -607,7 +661,12 @@ pub fn remove(tree: &Tree, what: &str) -> io::Result<Vec<String>> {
 /// Drops the metadata items of the given images and the root items no remaining metadata item
 /// pairs with.
 fn drop_image_items(items: &mut BTreeMap<String, Item>, fps: &BTreeSet<String>) {
-    let is_meta = |i: &Item| matches!(i.ftype.as_str(), "lxd.tar.xz" | "incus.tar.xz" | "lxd_combined.tar.gz" | "incus_combined.tar.gz");
+    let is_meta = |i: &Item| {
+        matches!(
+            i.ftype.as_str(),
+            "lxd.tar.xz" | "incus.tar.xz" | "lxd_combined.tar.gz" | "incus_combined.tar.gz"
+        )
+    };
     items.retain(|_, i| {
         if i.ftype.ends_with("_combined.tar.gz") {
             !fps.contains(&i.sha256)
@@ -648,13 +707,19 @@ pub struct Pruned {
 pub fn prune(tree: &Tree, retention: usize, dry_run: bool) -> io::Result<Pruned> {
     let _lock = tree.lock()?;
     let mut products = tree.products_for_write()?;
-    let mut out = Pruned { versions: vec![], missing_items: vec![], files: vec![] };
+    let mut out = Pruned {
+        versions: vec![],
+        missing_items: vec![],
+        files: vec![],
+    };
     for (pname, p) in products.products.iter_mut() {
         for (vname, v) in p.versions.iter_mut() {
             v.items.retain(|k, i| {
-                let ok = ss::path_problem(&i.path).is_some() || tree.root.join(i.path.trim_start_matches('/')).is_file();
+                let ok = ss::path_problem(&i.path).is_some()
+                    || tree.root.join(i.path.trim_start_matches('/')).is_file();
                 if !ok {
-                    out.missing_items.push((pname.clone(), vname.clone(), k.clone()));
+                    out.missing_items
+                        .push((pname.clone(), vname.clone(), k.clone()));
                 }
                 ok
             });
@@ -711,12 +776,21 @@ pub fn list(tree: &Tree) -> io::Result<Vec<Listed>> {
     }
     let mut out = Vec::new();
     for (_, products) in &l.products {
-        let views: Vec<(Client, Vec<SeenImage>)> = Client::ALL.iter().map(|c| (*c, ss::client_view(products, *c))).collect();
+        let views: Vec<(Client, Vec<SeenImage>)> = Client::ALL
+            .iter()
+            .map(|c| (*c, ss::client_view(products, *c)))
+            .collect();
         for s in union_view(products) {
             let p = &products.products[&s.product];
             let clients = views
                 .iter()
-                .filter(|(_, v)| v.iter().any(|x| x.fingerprint == s.fingerprint && x.version == s.version && x.product == s.product))
+                .filter(|(_, v)| {
+                    v.iter().any(|x| {
+                        x.fingerprint == s.fingerprint
+                            && x.version == s.version
+                            && x.product == s.product
+                    })
+                })
                 .map(|(c, _)| *c)
                 .collect();
             out.push(Listed {
@@ -737,190 +811,5 @@ pub fn list(tree: &Tree) -> io::Result<Vec<Listed>> {
     Ok(out)
 }
 
-/// The target whose verdict a client's images are checked against.
-pub fn client_target(c: Client) -> &'static Target {
-    match c {
-        Client::Lxd => &verdict::LXD_5_0,
-        Client::Incus => &verdict::INCUS_6_0,
-    }
-}
-
-/// What `verify` found.
-pub struct Verified {
-    pub images: usize,
-    pub files: usize,
-    pub problems: Vec<Problem>,
-    /// Per client: how many images it sees.
-    pub seen: Vec<(Client, usize)>,
-}
-
-/// Re-hashes every file, recomputes every combined fingerprint, re-runs the core on every image
-/// and checks the JSON against what the clients need.
-pub fn verify(
-    tree: &Tree,
-    clients: &[Client],
-    inspect: &mut dyn FnMut(&Path, Option<&Path>) -> io::Result<Report>,
-) -> io::Result<Verified> {
-    let l = tree.load()?;
-    let mut problems = l.problems.clone();
-    let mut images = 0;
-    let mut files_checked = BTreeSet::new();
-    let mut seen_counts = Vec::new();
-    let listed: Vec<String> = l.index.index.values().filter(|e| e.datatype == "image-downloads").flat_map(|e| e.products.clone()).collect();
-    for (ppath, products) in &l.products {
-        problems.extend(ss::check(&listed, products, clients));
-        for c in Client::ALL {
-            seen_counts.push((c, ss::client_view(products, c).len()));
-        }
-        // One inspection per distinct pair of files, whichever clients see it.
-        let mut reports: BTreeMap<(String, Option<String>), Option<Report>> = BTreeMap::new();
-        let mut fingerprints = BTreeSet::new();
-        for c in Client::ALL {
-            for s in ss::client_view(products, c) {
-                let v = &products.products[&s.product].versions[&s.version];
-                let m = &v.items[&s.metadata_item];
-                let r = s.root_item.as_ref().map(|k| &v.items[k]);
-                let prob = |msg: String| Problem { product: Some(s.product.clone()), version: Some(s.version.clone()), item: Some(s.metadata_item.clone()), message: msg };
-                if fingerprints.insert(s.fingerprint.clone()) {
-                    images += 1;
-                }
-                let paths: Vec<PathBuf> = std::iter::once(m).chain(r).map(|i| tree.root.join(i.path.trim_start_matches('/'))).collect();
-                if std::iter::once(m).chain(r).any(|i| ss::path_problem(&i.path).is_some()) {
-                    continue; // reported by check()
-                }
-                let missing: Vec<&PathBuf> = paths.iter().filter(|p| !p.is_file()).collect();
-                if !missing.is_empty() {
-                    for p in missing {
-                        problems.push(prob(format!("Missing image file {:?}", p.strip_prefix(&tree.root).unwrap_or(p).display())));
-                    }
-                    continue;
-                }
-                let key = (m.path.clone(), r.map(|r| r.path.clone()));
-                if !reports.contains_key(&key) {
-                    let got = match inspect(&paths[0], paths.get(1).map(PathBuf::as_path)) {
-                        Ok(r) => Some(r),
-                        Err(e) => {
-                            problems.push(prob(format!("cannot read the image: {e}")));
-                            None
-                        }
-                    };
-                    reports.insert(key.clone(), got);
-                }
-                let Some(report) = reports[&key].as_ref() else { continue };
-                for (i, item) in std::iter::once(m).chain(r).enumerate() {
-                    files_checked.insert(item.path.clone());
-                    let f = &report.files[i.min(report.files.len() - 1)];
-                    let key = if i == 0 { s.metadata_item.clone() } else { s.root_item.clone().unwrap_or_default() };
-                    let ip = |msg: String| Problem { product: Some(s.product.clone()), version: Some(s.version.clone()), item: Some(key.clone()), message: msg };
-                    if f.size != item.size {
-                        problems.push(ip(format!("File {:?} has a different size than listed in the index ({} bytes, listed {})", item.path, f.size, item.size)));
-                    }
-                    if f.sha256.as_deref() != Some(item.sha256.as_str()) {
-                        problems.push(ip(format!("File {:?} has a different SHA256 hash than listed in the index ({}, listed {}): every client's download fails (Hash mismatch)", item.path, f.sha256.as_deref().unwrap_or("?"), item.sha256)));
-                    }
-                }
-                let fp = report.fingerprint.clone().unwrap_or_default();
-                if fp != s.fingerprint {
-                    problems.push(prob(format!(
-                        "the fingerprint clients record is {} but the files' combined SHA-256 is {fp} (LXD ≥ 5.0.9 and Incus refuse it: Image fingerprint mismatch)",
-                        s.fingerprint
-                    )));
-                }
-                if report.image_type.is_some_and(|t| t != s.image_type) {
-                    problems.push(prob(format!(
-                        "{} clients take this image as a {} but it is a {}",
-                        c.name(),
-                        s.image_type.as_str(),
-                        report.image_type.map(|t| t.as_str()).unwrap_or("?")
-                    )));
-                }
-                if report.format == ImageFormat::Split && s.root_item.is_none() || report.format == ImageFormat::Unified && s.root_item.is_some() {
-                    problems.push(prob("the item's ftype does not match the file (unified vs split)".into()));
-                }
-                if let (Some(a), true) = (&report.architecture, report.metadata.is_some()) {
-                    if *a != s.architecture {
-                        problems.push(prob(format!("the product's architecture is {} but metadata.yaml says {a}", s.architecture)));
-                    }
-                }
-                let t = client_target(c);
-                if let Some(why) = refusal(report, &[t], false) {
-                    problems.push(prob(format!("{} clients: {why}", c.name())));
-                }
-            }
-        }
-        // Files no image uses (orphan roots, deltas): still hashed.
-        for (pname, p) in &products.products {
-            for (vname, v) in &p.versions {
-                for (k, item) in &v.items {
-                    if files_checked.contains(&item.path) || ss::path_problem(&item.path).is_some() {
-                        continue;
-                    }
-                    files_checked.insert(item.path.clone());
-                    let path = tree.root.join(item.path.trim_start_matches('/'));
-                    let ip = |msg: String| Problem { product: Some(pname.clone()), version: Some(vname.clone()), item: Some(k.clone()), message: msg };
-                    match hash_file(&path) {
-                        Ok((sha, size)) => {
-                            if size != item.size {
-                                problems.push(ip(format!("File {:?} has a different size than listed in the index ({size} bytes, listed {})", item.path, item.size)));
-                            }
-                            if sha != item.sha256 {
-                                problems.push(ip(format!("File {:?} has a different SHA256 hash than listed in the index ({sha}, listed {})", item.path, item.sha256)));
-                            }
-                        }
-                        Err(_) => problems.push(ip(format!("Missing image file {:?}", item.path))),
-                    }
-                }
-            }
-        }
-        let _ = ppath;
-    }
-    problems.sort_by(|a, b| (&a.product, &a.version, &a.item, &a.message).cmp(&(&b.product, &b.version, &b.item, &b.message)));
-    problems.dedup();
-    Ok(Verified { images, files: files_checked.len(), problems, seen: seen_counts })
-}
-
-fn hash_file(p: &Path) -> io::Result<(String, u64)> {
-    let mut f = File::open(p)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 128 << 10];
-    let mut n_total = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        n_total += n as u64;
-    }
-    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), n_total))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc2822_from_version() {
-        assert_eq!(version_to_rfc2822("20240101_0000").as_deref(), Some("Mon, 01 Jan 2024 00:00:00 +0000"));
-        assert_eq!(version_to_rfc2822("20261206_0130").as_deref(), Some("Sun, 06 Dec 2026 01:30:00 +0000"));
-        assert_eq!(version_to_rfc2822("2024"), None);
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_file() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two two");
-        let names: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
-    }
-
-    #[test]
-    fn html_escapes_markup_and_controls() {
-        assert_eq!(html("<b a=\"1\">&\u{1b}"), "&lt;b a=&quot;1&quot;&gt;&amp;\\u{1b}");
-    }
-}
+mod tests;

@@ -12,14 +12,21 @@ use std::sync::Arc;
 const HEAD_MAX: usize = 16 << 10;
 
 pub fn serve(dir: &Path, listen: &str, tls: Option<(PathBuf, PathBuf)>) -> io::Result<i32> {
-    let root = dir.canonicalize().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    let root = dir
+        .canonicalize()
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     let config = match tls {
         Some((cert, key)) => Some(Arc::new(tls_config(&cert, &key)?)),
         None => None,
     };
-    let listener = TcpListener::bind(listen).map_err(|e| io::Error::new(e.kind(), format!("{listen}: {e}")))?;
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("{listen}: {e}")))?;
     let scheme = if config.is_some() { "https" } else { "http" };
-    eprintln!("serving {} on {scheme}://{} (local testing only; Ctrl-C stops)", root.display(), listener.local_addr()?);
+    eprintln!(
+        "serving {} on {scheme}://{} (local testing only; Ctrl-C stops)",
+        root.display(),
+        listener.local_addr()?
+    );
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
         let root = root.clone();
@@ -45,19 +52,35 @@ pub fn serve(dir: &Path, listen: &str, tls: Option<(PathBuf, PathBuf)>) -> io::R
 }
 
 fn tls_config(cert: &Path, key: &Path) -> io::Result<rustls::ServerConfig> {
-    let open = |p: &Path| File::open(p).map(BufReader::new).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())));
+    let open = |p: &Path| {
+        File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    };
     let certs: Vec<_> = rustls_pemfile::certs(&mut open(cert)?).collect::<Result<_, _>>()?;
     if certs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: no PEM certificate", cert.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no PEM certificate", cert.display()),
+        ));
     }
-    let key = rustls_pemfile::private_key(&mut open(key)?)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: no PEM private key", key.display())))?;
+    let key = rustls_pemfile::private_key(&mut open(key)?)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no PEM private key", key.display()),
+        )
+    })?;
     rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", cert.display())))
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", cert.display()),
+            )
+        })
 }
 
 trait Conn: Read + Write {}
@@ -70,7 +93,9 @@ fn handle(root: &Path, s: &mut dyn Conn) -> io::Result<()> {
         let mut r = BufReader::new(&mut *s);
         loop {
             let before = head.len();
-            let n = (&mut r).take((HEAD_MAX - head.len()) as u64 + 1).read_until(b'\n', &mut head)?;
+            let n = (&mut r)
+                .take((HEAD_MAX - head.len()) as u64 + 1)
+                .read_until(b'\n', &mut head)?;
             if n == 0 {
                 return Ok(());
             }
@@ -181,7 +206,10 @@ mod tests {
     fn paths_stay_in_the_tree() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        assert_eq!(resolve(root, "/streams/v1/index.json?x=1"), Some(root.join("streams/v1/index.json")));
+        assert_eq!(
+            resolve(root, "/streams/v1/index.json?x=1"),
+            Some(root.join("streams/v1/index.json"))
+        );
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/images/%2e%2e/%2e%2e/etc"), None);
         assert_eq!(resolve(root, "/.lxdimg-stream.lock"), None);

@@ -356,30 +356,17 @@ pub fn version_name(unix: i64) -> Option<String> {
     if !(-30_610_224_000..=253_402_300_799).contains(&unix) {
         return None;
     }
-    let (y, mo, d, h, mi) = civil(unix);
-    Some(format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}"))
+    let (y, mo, d, secs) = crate::report::civil(unix);
+    Some(format!(
+        "{y:04}{mo:02}{d:02}_{:02}{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    ))
 }
 
 /// `YYYY-MM-DD` (UTC), as `support_eol` is written.
 pub fn date_name(unix: i64) -> Option<String> {
     version_name(unix).map(|v| format!("{}-{}-{}", &v[0..4], &v[4..6], &v[6..8]))
-}
-
-/// Unix time → (year, month, day, hour, minute), proleptic Gregorian, UTC.
-fn civil(unix: i64) -> (i64, u32, u32, u32, u32) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (secs / 3600) as u32, ((secs % 3600) / 60) as u32)
 }
 
 /// Whether a version name is one the client lists (the first 8 characters a `YYYYMMDD` date).
@@ -558,7 +545,12 @@ pub fn add_items(
             arch: fields.arch.clone(),
             os: fields.os.clone(),
             release: fields.release.clone(),
-            release_title: Some(fields.release_title.clone().unwrap_or(fields.release.clone())),
+            release_title: Some(
+                fields
+                    .release_title
+                    .clone()
+                    .unwrap_or(fields.release.clone()),
+            ),
             release_codename: fields.release_codename.clone(),
             variant: Some(fields.variant.clone()),
             version: fields.version.clone(),
@@ -598,7 +590,11 @@ pub fn add_items(
         changed = true;
         // The same metadata file for another root (a container and a VM built together): one
         // item with both combined fields, as the public image servers publish it.
-        if let Some(same) = v.items.values_mut().find(|i| i.ftype == item.ftype && i.path == item.path && i.sha256 == item.sha256) {
+        if let Some(same) = v
+            .items
+            .values_mut()
+            .find(|i| i.ftype == item.ftype && i.path == item.path && i.sha256 == item.sha256)
+        {
             for (field, value) in combined_fields(&item) {
                 set_combined_field(same, field, value);
             }
@@ -607,10 +603,15 @@ pub fn add_items(
         // Keys are free-form (clients iterate the values): when two images' items would share
         // one, both are named after their image, so the result does not depend on the order of adds.
         if let Some(existing) = v.items.remove(&key) {
-            v.items.insert(format!("{key}-{}", short_owner(&existing)), existing);
+            v.items
+                .insert(format!("{key}-{}", short_owner(&existing)), existing);
         }
         let taken = v.items.keys().any(|k| k.starts_with(&format!("{key}-")));
-        let key = if taken { format!("{key}-{}", short_owner(&item)) } else { key };
+        let key = if taken {
+            format!("{key}-{}", short_owner(&item))
+        } else {
+            key
+        };
         v.items.insert(key, item);
     }
     changed
@@ -716,442 +717,80 @@ pub struct ServedFile {
 pub fn products_for_server(images: &[ServedImage]) -> Products {
     let mut products = Products::default();
     for img in images {
-        let t = if img.image_type == "virtual-machine" { ImageType::VirtualMachine } else { ImageType::Container };
+        let t = if img.image_type == "virtual-machine" {
+            ImageType::VirtualMachine
+        } else {
+            ImageType::Container
+        };
         let file = |role: &str| {
-            img.files.iter().find(|f| f.role == role).map(|f| PublishedFile { path: f.path.clone(), sha256: f.sha256.clone(), size: f.size })
+            img.files
+                .iter()
+                .find(|f| f.role == role)
+                .map(|f| PublishedFile {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
+                    size: f.size,
+                })
         };
         let files = match (file("unified"), file("metadata"), file("rootfs")) {
             (Some(u), _, _) => PublishedFiles::Unified(u),
             (None, Some(metadata), Some(rootfs)) => {
-                let squashfs = img.files.iter().any(|f| f.role == "rootfs" && f.compression == "squashfs");
-                PublishedFiles::Split { metadata, rootfs, root: RootFtype::for_rootfs(t, squashfs) }
+                let squashfs = img
+                    .files
+                    .iter()
+                    .any(|f| f.role == "rootfs" && f.compression == "squashfs");
+                PublishedFiles::Split {
+                    metadata,
+                    rootfs,
+                    root: RootFtype::for_rootfs(t, squashfs),
+                }
             }
             _ => continue,
         };
-        let fields = ProductFields::from_metadata(&img.architecture, &img.architecture, &img.properties, img.expiry_date);
-        let created = if img.creation_date > 0 { img.creation_date } else { img.fallback_date };
-        let Some(version) = version_name(created).or_else(|| version_name(img.fallback_date)) else {
+        let fields = ProductFields::from_metadata(
+            &img.architecture,
+            &img.architecture,
+            &img.properties,
+            img.expiry_date,
+        );
+        let created = if img.creation_date > 0 {
+            img.creation_date
+        } else {
+            img.fallback_date
+        };
+        let Some(version) = version_name(created).or_else(|| version_name(img.fallback_date))
+        else {
             continue;
         };
         let short = &img.fingerprint[..img.fingerprint.len().min(12)];
         let name = format!("{}:{short}", fields.product_name());
-        let label = img.properties.get("label").filter(|l| !l.is_empty()).map_or("lxdimg", String::as_str);
-        let aliases: Vec<String> = img.aliases.iter().filter(|a| alias_problem(a).is_none()).cloned().collect();
+        let label = img
+            .properties
+            .get("label")
+            .filter(|l| !l.is_empty())
+            .map_or("lxdimg", String::as_str);
+        let aliases: Vec<String> = img
+            .aliases
+            .iter()
+            .filter(|a| alias_problem(a).is_none())
+            .cloned()
+            .collect();
         let (items, _) = items_for(&img.fingerprint, t, &files);
-        add_items(&mut products, &name, &fields, &aliases, &version, label, items);
+        add_items(
+            &mut products,
+            &name,
+            &fields,
+            &aliases,
+            &version,
+            label,
+            items,
+        );
     }
     products
 }
 
-/// An image as a client lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SeenImage {
-    pub client: Client,
-    pub product: String,
-    pub version: String,
-    /// The fingerprint the client records (a combined field, or the unified item's sha256).
-    pub fingerprint: String,
-    #[serde(rename = "type")]
-    pub image_type: ImageType,
-    /// Canonical architecture.
-    pub architecture: String,
-    pub aliases: Vec<String>,
-    /// Item keys: the metadata (or unified) item, then the root item of a split image.
-    pub metadata_item: String,
-    pub root_item: Option<String>,
-    /// Size shown: metadata + root.
-    pub size: u64,
-}
-
-/// The images a client makes of a products file, in the order of the products and versions
-/// (LXD 5.0.2 `products.go` `ToLXD`, Incus alike for its own ftypes).
-pub fn client_view(products: &Products, client: Client) -> Vec<SeenImage> {
-    let (unified_ftype, split_ftype) = client.metadata_ftypes();
-    let mut out = Vec::new();
-    for (pname, p) in &products.products {
-        let Some((_, architecture)) = arch::lookup(client.arch_rules(), &p.arch) else {
-            continue;
-        };
-        let aliases: Vec<String> = p
-            .aliases
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-            .collect();
-        for (vname, v) in &p.versions {
-            if !version_listed(vname) {
-                continue;
-            }
-            for (mkey, m) in &v.items {
-                if m.path.is_empty() {
-                    continue;
-                }
-                let seen = |fingerprint: &str, t: ImageType, root: Option<(&String, &Item)>| SeenImage {
-                    client,
-                    product: pname.clone(),
-                    version: vname.clone(),
-                    fingerprint: fingerprint.to_string(),
-                    image_type: t,
-                    architecture: architecture.to_string(),
-                    aliases: aliases.clone(),
-                    metadata_item: mkey.clone(),
-                    root_item: root.map(|r| r.0.clone()),
-                    size: m.size + root.map_or(0, |r| r.1.size),
-                };
-                if m.ftype == unified_ftype {
-                    let t = match (client, m.combined_type.as_deref()) {
-                        (Client::Incus, Some("virtual-machine")) => ImageType::VirtualMachine,
-                        _ => ImageType::Container,
-                    };
-                    out.push(seen(&m.sha256, t, None));
-                } else if m.ftype == split_ftype {
-                    for (rkey, r) in &v.items {
-                        let Some(root) = RootFtype::from_ftype(&r.ftype) else {
-                            continue;
-                        };
-                        if let Some(fp) = root.combined(m) {
-                            out.push(seen(fp, root.image_type(), Some((rkey, r))));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A problem with a tree, and the product/version/item it concerns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub product: Option<String>,
-    pub version: Option<String>,
-    pub item: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut place = Vec::new();
-        if let Some(p) = &self.product {
-            place.push(format!("product {p}"));
-        }
-        if let Some(v) = &self.version {
-            place.push(format!("version {v}"));
-        }
-        if let Some(i) = &self.item {
-            place.push(format!("item {i}"));
-        }
-        if place.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", place.join(", "), self.message)
-        }
-    }
-}
-
-/// Whether `s` is 64 lowercase hex digits (what clients require of hashes and fingerprints).
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Why a path cannot be fetched by a client: paths are joined onto the base URL's path.
-pub fn path_problem(path: &str) -> Option<String> {
-    if path.is_empty() {
-        return Some("no path".into());
-    }
-    if path.contains("://") {
-        return Some(format!("path {path:?} is a URL: clients join paths onto the remote's URL, so it is never fetched"));
-    }
-    if path.starts_with('/') {
-        return Some(format!("path {path:?} starts with '/': clients join it onto the remote's URL path anyway (not absolute)"));
-    }
-    if path.split('/').any(|c| c == ".." || c == ".") {
-        return Some(format!("path {path:?} has '.' or '..' components"));
-    }
-    None
-}
-
-/// Checks a tree's JSON against what LXD's and Incus's clients need (facts §6), without reading
-/// any image file. `clients` are the clients the tree must serve: an image one of them does not
-/// see is a problem.
-pub fn check(listed: &[String], products: &Products, clients: &[Client]) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let mut problem = |product: Option<&str>, version: Option<&str>, item: Option<&str>, message: String| {
-        out.push(Problem {
-            product: product.map(str::to_string),
-            version: version.map(str::to_string),
-            item: item.map(str::to_string),
-            message,
-        })
-    };
-    // The index: clients read only the products it lists.
-    let listed: std::collections::BTreeSet<&str> = listed.iter().map(String::as_str).collect();
-    if listed.is_empty() && !products.products.is_empty() {
-        problem(None, None, None, format!("{INDEX_PATH} has no entry with datatype \"image-downloads\" and a non-empty products list: clients see no images"));
-    }
-    for name in products.products.keys() {
-        if !listed.is_empty() && !listed.contains(name.as_str()) {
-            problem(Some(name), None, None, format!("not listed in {INDEX_PATH}"));
-        }
-    }
-    for name in &listed {
-        if !products.products.contains_key(*name) {
-            problem(Some(name), None, None, format!("listed in {INDEX_PATH} but absent from its products file"));
-        }
-    }
-    // Products, versions, items.
-    for (pname, p) in &products.products {
-        let pn = Some(pname.as_str());
-        for client in clients {
-            if arch::lookup(client.arch_rules(), &p.arch).is_none() {
-                problem(pn, None, None, format!("{} clients do not know the architecture {:?} and skip the product", client.name(), p.arch));
-            }
-        }
-        for alias in p.aliases.as_deref().unwrap_or("").split(',') {
-            if alias.is_empty() {
-                continue;
-            }
-            if let Some(m) = alias_problem(alias) {
-                problem(pn, None, None, m);
-            }
-        }
-        if let Some(eol) = &p.support_eol {
-            let ok = eol.len() == 10 && version_listed(&eol.replace('-', "")) && eol.as_bytes()[4] == b'-' && eol.as_bytes()[7] == b'-';
-            if !ok {
-                problem(pn, None, None, format!("support_eol {eol:?} is not YYYY-MM-DD"));
-            }
-        }
-        if p.versions.is_empty() {
-            problem(pn, None, None, "no versions".into());
-        }
-        for (vname, v) in &p.versions {
-            let vn = Some(vname.as_str());
-            if !version_listed(vname) {
-                problem(pn, vn, None, "the version name does not start with a YYYYMMDD date: clients skip the version".into());
-            }
-            for (key, item) in &v.items {
-                let k = Some(key.as_str());
-                if let Some(m) = path_problem(&item.path) {
-                    problem(pn, vn, k, m);
-                }
-                if !is_sha256_hex(&item.sha256) {
-                    problem(pn, vn, k, format!("sha256 {:?} is not 64 lowercase hex digits: every download would fail its hash check", item.sha256));
-                }
-                if item.size == 0 {
-                    problem(pn, vn, k, "size is 0 or missing (newer LXD caps each download at the item's size)".into());
-                }
-                for (field, value) in combined_fields(item) {
-                    if !is_sha256_hex(value) {
-                        problem(pn, vn, k, format!("{field} {value:?} is not 64 lowercase hex digits (clients refuse such fingerprints)"));
-                    }
-                }
-                if item.ftype == "incus_combined.tar.gz" {
-                    if let Some(t) = &item.combined_type {
-                        if t != "container" && t != "virtual-machine" {
-                            problem(pn, vn, k, format!("combined_type {t:?} is neither container nor virtual-machine"));
-                        }
-                    }
-                }
-                let split_meta = item.ftype == "lxd.tar.xz" || item.ftype == "incus.tar.xz";
-                if split_meta {
-                    let roots: Vec<RootFtype> = v.items.values().filter_map(|r| RootFtype::from_ftype(&r.ftype)).collect();
-                    if roots.is_empty() {
-                        problem(pn, vn, k, "a metadata item with no root item (squashfs, root.tar.xz, disk-kvm.img…) in its version: no image".into());
-                    } else if roots.iter().all(|r| r.combined(item).is_none()) {
-                        problem(pn, vn, k, "no combined_* field for any root item of its version: clients make no image of it".into());
-                    }
-                }
-            }
-        }
-    }
-    // Visibility per client: every image some client sees must be seen by every client served.
-    let views: Vec<(Client, Vec<SeenImage>)> = Client::ALL.iter().map(|c| (*c, client_view(products, *c))).collect();
-    let mut all: BTreeMap<(String, String, String), Vec<Client>> = BTreeMap::new();
-    for (c, seen) in &views {
-        for s in seen {
-            all.entry((s.product.clone(), s.version.clone(), s.fingerprint.clone())).or_default().push(*c);
-        }
-    }
-    for ((pname, vname, fp), seen_by) in &all {
-        for c in clients {
-            if !seen_by.contains(c) {
-                problem(Some(pname), Some(vname), None, format!("{} clients do not see image {fp} (no {} item for it)", c.name(), match c { Client::Lxd => "lxd.tar.xz/lxd_combined.tar.gz", Client::Incus => "incus.tar.xz/incus_combined.tar.gz" }));
-            }
-        }
-    }
-    // The same alias on two products of one architecture: the first in sort order wins.
-    for c in clients {
-        let mut owner: BTreeMap<(String, String, String), String> = BTreeMap::new();
-        for (_, seen) in views.iter().filter(|(vc, _)| vc == c) {
-            for s in seen {
-                for a in &s.aliases {
-                    let key = (a.clone(), s.architecture.clone(), s.image_type.as_str().to_string());
-                    match owner.get(&key) {
-                        Some(other) if *other != s.product => problem(Some(&s.product), None, None, format!("alias {a:?} ({}, {}) is also on product {other}: {} clients resolve it to only one of them", s.architecture, s.image_type.as_str(), c.name())),
-                        Some(_) => {}
-                        None => {
-                            owner.insert(key, s.product.clone());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| (&a.product, &a.version, &a.item).cmp(&(&b.product, &b.version, &b.item)));
-    out.dedup();
-    out
-}
-
-/// `YYYYMMDD_hhmm` exactly, with a valid date and time.
-pub fn is_full_version_name(v: &str) -> bool {
-    let b = v.as_bytes();
-    v.len() == 13
-        && version_listed(v)
-        && b[8] == b'_'
-        && b[9..].iter().all(u8::is_ascii_digit)
-        && v[9..11].parse::<u32>().is_ok_and(|h| h < 24)
-        && v[11..13].parse::<u32>().is_ok_and(|m| m < 60)
-}
-
-/// The combined fields an item carries, with their JSON names.
-pub fn combined_fields(item: &Item) -> Vec<(&'static str, &str)> {
-    [
-        ("combined_sha256", &item.combined_sha256),
-        ("combined_rootxz_sha256", &item.combined_rootxz_sha256),
-        ("combined_squashfs_sha256", &item.combined_squashfs_sha256),
-        ("combined_disk-kvm-img_sha256", &item.combined_disk_kvm_img_sha256),
-        ("combined_disk1-img_sha256", &item.combined_disk1_img_sha256),
-        ("combined_uefi1-img_sha256", &item.combined_uefi1_img_sha256),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-    .collect()
-}
+mod check;
+pub use check::*;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(path: &str, c: char, size: u64) -> PublishedFile {
-        PublishedFile {
-            path: path.into(),
-            sha256: c.to_string().repeat(64),
-            size,
-        }
-    }
-
-    #[test]
-    fn version_names() {
-        assert_eq!(version_name(1_704_067_200).as_deref(), Some("20240101_0000"));
-        assert_eq!(version_name(1_704_067_200 + 3600 * 13 + 60 * 7).as_deref(), Some("20240101_1307"));
-        assert_eq!(version_name(253_402_300_799).as_deref(), Some("99991231_2359"));
-        assert_eq!(version_name(253_402_300_800), None);
-        assert_eq!(version_name(951_782_400).as_deref(), Some("20000229_0000"));
-        assert_eq!(date_name(0).as_deref(), Some("1970-01-01"));
-        assert!(version_listed("20240101_0000"));
-        assert!(version_listed("20240229"));
-        assert!(!version_listed("20230229"));
-        assert!(!version_listed("2024-01-01"));
-        assert!(!version_listed("2024010"));
-        assert!(is_full_version_name("20240101_2359"));
-        assert!(!is_full_version_name("20240101_2400"));
-        assert!(!is_full_version_name("202401011200"));
-    }
-
-    #[test]
-    fn split_items_both_families() {
-        let files = PublishedFiles::Split {
-            metadata: f("images/m.tar.xz", 'a', 10),
-            rootfs: f("images/r.squashfs", 'b', 20),
-            root: RootFtype::Squashfs,
-        };
-        let fp = "c".repeat(64);
-        let (items, unseen) = items_for(&fp, ImageType::Container, &files);
-        assert!(unseen.is_empty());
-        assert_eq!(items.keys().collect::<Vec<_>>(), ["incus.tar.xz", "lxd.tar.xz", "squashfs"]);
-        assert_eq!(items["lxd.tar.xz"].combined_squashfs_sha256.as_deref(), Some(fp.as_str()));
-        let mut p = Products::default();
-        let fields = ProductFields {
-            arch: "amd64".into(),
-            os: "Debian".into(),
-            release: "12".into(),
-            variant: "default".into(),
-            ..ProductFields::default()
-        };
-        assert!(add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", items.clone()));
-        assert!(!add_items(&mut p, "debian:12:default:amd64", &fields, &fields.default_aliases(), "20240101_0000", "lxdimg", items));
-        for c in Client::ALL {
-            let seen = client_view(&p, c);
-            assert_eq!(seen.len(), 1, "{c:?}");
-            assert_eq!(seen[0].fingerprint, fp);
-            assert_eq!(seen[0].architecture, "x86_64");
-            assert_eq!(seen[0].aliases, ["debian/12", "debian/12/default"]);
-            assert_eq!(seen[0].size, 30);
-        }
-        let idx = index_for(&p, None);
-        assert_eq!(check(&idx.index["images"].products, &p, &Client::ALL), vec![]);
-    }
-
-    #[test]
-    fn unified_vm_is_incus_only() {
-        let fp = "d".repeat(64);
-        let files = PublishedFiles::Unified(PublishedFile { path: "images/u.tar.gz".into(), sha256: fp.clone(), size: 5 });
-        let (items, unseen) = items_for(&fp, ImageType::VirtualMachine, &files);
-        assert_eq!(unseen, [Client::Lxd]);
-        assert_eq!(items["incus_combined.tar.gz"].combined_type.as_deref(), Some("virtual-machine"));
-        let mut p = Products::default();
-        let fields = ProductFields { arch: "x86_64".into(), os: "t".into(), release: "1".into(), variant: "default".into(), ..Default::default() };
-        add_items(&mut p, "t:1:default:x86_64", &fields, &[], "20240101_0000", "l", items);
-        assert!(client_view(&p, Client::Lxd).is_empty());
-        assert_eq!(client_view(&p, Client::Incus)[0].image_type, ImageType::VirtualMachine);
-        let problems = check(&index_for(&p, None).index["images"].products, &p, &Client::ALL);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].message.contains("LXD clients do not see"), "{}", problems[0]);
-        assert!(check(&index_for(&p, None).index["images"].products, &p, &[Client::Incus]).is_empty());
-    }
-
-    #[test]
-    fn check_finds_what_clients_trip_on() {
-        let mut p = Products::default();
-        let mut v = Version::default();
-        v.items.insert("lxd.tar.xz".into(), Item { ftype: "lxd.tar.xz".into(), path: "/abs/m".into(), sha256: "A".repeat(64), size: 1, combined_squashfs_sha256: Some("x".into()), ..Default::default() });
-        v.items.insert("squashfs".into(), Item { ftype: "squashfs".into(), path: "r".into(), sha256: "b".repeat(64), size: 0, ..Default::default() });
-        p.products.insert("p".into(), Product { arch: "amd64v3".into(), aliases: Some("a, b".into()), versions: [("2024-01-01".to_string(), v)].into(), ..Default::default() });
-        let msgs: Vec<String> = check(&index_for(&p, None).index["images"].products, &p, &[Client::Lxd]).iter().map(|x| x.to_string()).collect();
-        let has = |s: &str| msgs.iter().any(|m| m.contains(s));
-        assert!(has("do not know the architecture \"amd64v3\""), "{msgs:#?}");
-        assert!(has("contains ' '"), "{msgs:#?}");
-        assert!(has("does not start with a YYYYMMDD"), "{msgs:#?}");
-        assert!(has("starts with '/'"), "{msgs:#?}");
-        assert!(has("is not 64 lowercase hex"), "{msgs:#?}");
-        assert!(has("size is 0"), "{msgs:#?}");
-    }
-
-    #[test]
-    fn product_fields_from_metadata() {
-        let props: BTreeMap<String, String> = [
-            ("os", "Debian"), ("release", "bookworm"), ("architecture", "amd64"),
-            ("requirements.secureboot", "false"), ("variant", "cloud"),
-        ].into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        let f = ProductFields::from_metadata("x86_64", "x86_64", &props, 1_893_456_000);
-        assert_eq!(f.arch, "amd64");
-        assert_eq!(f.product_name(), "Debian:bookworm:cloud:amd64");
-        assert_eq!(f.default_aliases(), ["debian/bookworm/cloud"]);
-        assert_eq!(f.support_eol.as_deref(), Some("2030-01-01"));
-        assert_eq!(f.requirements["secureboot"], "false");
-        // Without the property, the canonical name.
-        let g = ProductFields::from_metadata("x86_64", "amd64", &BTreeMap::new(), 0);
-        assert_eq!(g.arch, "x86_64");
-    }
-
-    #[test]
-    fn json_roundtrip_keeps_unknown_fields() {
-        let text = r#"{"content_id":"images","datatype":"image-downloads","format":"products:1.0","products":{"p":{"arch":"amd64","os":"o","release":"r","x-custom":1,"versions":{"20240101_0000":{"items":{"k":{"ftype":"squashfs","path":"a","sha256":"b","size":1,"md5":"m"}}}}}}}"#;
-        let p: Products = serde_json::from_str(text).unwrap();
-        let back = serde_json::to_value(&p).unwrap();
-        assert_eq!(back["products"]["p"]["x-custom"], 1);
-        assert_eq!(back["products"]["p"]["versions"]["20240101_0000"]["items"]["k"]["md5"], "m");
-    }
-}
+mod tests;
