@@ -579,3 +579,67 @@ fn serve_answers_get_and_head_inside_the_tree_only() {
     assert!(get(&huge).starts_with("HTTP/1.1 431"));
     assert!(get("GET / HTTP/1.1\r\n\r\n").contains("LXD and Incus images"));
 }
+
+/// A tree laid out and written as canonical's `simplestream-maintainer build` writes it
+/// (lxd-imagebuilder `simplestream-maintainer/stream/stream.go`: products
+/// `<distro>:<release>:<arch>:<variant>` with a `distro` field and an always-present
+/// `requirements` map, items keyed by file name under
+/// `images/<distro>/<release>/<arch>/<variant>/<version>/`, one `lxd.tar.xz` carrying the combined
+/// hash of each root, LXD items only). The tool itself is not packaged where this machine can
+/// install from, so the tree is written here from that source.
+#[test]
+fn verify_reads_a_simplestream_maintainer_tree() {
+    use sha2::Digest;
+    let t = tempfile::tempdir().unwrap();
+    let vdir = "images/testos/one/amd64/default/20240101_0000";
+    std::fs::create_dir_all(t.path().join(vdir)).unwrap();
+    let files: [(&str, Vec<u8>); 3] = [
+        ("lxd.tar.xz", xz(&metadata_tar(&meta("amd64", 1_704_067_200, "default")))),
+        ("rootfs.squashfs", squashfs()),
+        ("disk.qcow2", qcow2()),
+    ];
+    let hex = |b: &[u8]| sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let combined = |root: &[u8]| {
+        let mut h = sha2::Sha256::new();
+        h.update(&files[0].1);
+        h.update(root);
+        h.finalize().iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
+    let mut items = serde_json::Map::new();
+    for (name, bytes) in &files {
+        std::fs::write(t.path().join(vdir).join(name), bytes).unwrap();
+        let ftype = match *name {
+            "lxd.tar.xz" => "lxd.tar.xz",
+            "rootfs.squashfs" => "squashfs",
+            _ => "disk-kvm.img",
+        };
+        let mut item = serde_json::json!({"ftype": ftype, "path": format!("{vdir}/{name}"), "size": bytes.len(), "sha256": hex(bytes)});
+        if *name == "lxd.tar.xz" {
+            item["combined_squashfs_sha256"] = combined(&files[1].1).into();
+            item["combined_disk-kvm-img_sha256"] = combined(&files[2].1).into();
+        }
+        items.insert(name.to_string(), item);
+    }
+    let product = serde_json::json!({
+        "aliases": "testos/one/default,testos/one", "arch": "amd64", "distro": "testos", "os": "Testos",
+        "release": "one", "release_title": "one", "variant": "default",
+        "versions": {"20240101_0000": {"items": items}}, "requirements": {}
+    });
+    let products = serde_json::json!({"content_id": "images", "format": "products:1.0", "datatype": "image-downloads", "products": {"testos:one:amd64:default": product}});
+    let index = serde_json::json!({"format": "index:1.0", "index": {"images": {"datatype": "image-downloads", "path": "streams/v1/images.json", "format": "products:1.0", "products": ["testos:one:amd64:default"]}}});
+    std::fs::create_dir_all(t.path().join("streams/v1")).unwrap();
+    std::fs::write(t.path().join("streams/v1/images.json"), serde_json::to_vec(&products).unwrap()).unwrap();
+    std::fs::write(t.path().join("streams/v1/index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+
+    // For LXD clients the tree is sound: both images, the core's fingerprints, no problem.
+    let out = ok(&[&"stream", &"verify", &t.path(), &"--client", &"lxd"]);
+    assert!(out.ends_with("2 images, 3 files checked (LXD sees 2, Incus sees 0); 0 problems\n"), "{out}");
+    // Incus clients see nothing, and verify says so for each image.
+    let o = run(&[&"stream", &"verify", &t.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("Incus clients do not see image").count(), 2, "{out}");
+    let list: serde_json::Value = serde_json::from_str(&ok(&[&"stream", &"list", &t.path(), &"--format", &"json"])).unwrap();
+    let fps: Vec<&str> = list.as_array().unwrap().iter().map(|i| i["fingerprint"].as_str().unwrap()).collect();
+    assert!(fps.contains(&combined(&files[1].1).as_str()) && fps.contains(&combined(&files[2].1).as_str()), "{fps:?}");
+}

@@ -203,5 +203,20 @@ else
 fi
 for st in unified squash rootxz vm; do log "incus-simplestreams add ($st): $(cat "$OUT/peer-$st.status")"; done
 
+# --- 5c. `lxdimg stream serve --https` (local testing) in front of the real client ---------------
+PORT2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$LXDIMG" stream serve "$T" --https --cert "$TLS/server.crt" --key "$TLS/server.key" --listen "127.0.0.1:$PORT2" 2>"$OUT/serve.log" &
+SPID=$!
+for i in $(seq 1 50); do curl -sf "https://localhost:$PORT2/streams/v1/index.json" >/dev/null 2>&1 && break; sleep 0.2; done
+timeout 30 lxc remote remove lxdimg-serve >/dev/null 2>&1 || true
+if timeout 60 lxc remote add lxdimg-serve "https://localhost:$PORT2" --protocol simplestreams --public >"$OUT/serve-remote.log" 2>&1; then
+  timeout 60 lxc image list lxdimg-serve: --format csv -c f > "$OUT/serve-list.csv" 2>&1 || true
+  check "LXD 5.0.2 lists the tree through lxdimg stream serve --https" grep -q "^${FP_S:0:12}" "$OUT/serve-list.csv"
+else
+  bad "lxc remote add (lxdimg stream serve --https): $(tail -1 "$OUT/serve-remote.log")"
+fi
+timeout 30 lxc remote remove lxdimg-serve >/dev/null 2>&1 || true
+kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
