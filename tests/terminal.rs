@@ -149,6 +149,7 @@ fn json_keeps_every_string_exactly() {
         host_arch: v["verdicts"]["lxd-5.0"]["creatable"]["ok"]
             .as_bool()
             .and(Some("x86_64".to_string())),
+        ..lxdimg::Options::default()
     });
     insp.push(&std::fs::read(&file).unwrap());
     let lib = serde_json::to_string_pretty(&insp.finish()).unwrap() + "\n";
