@@ -59,6 +59,8 @@ const P = {
   entry: `${slashless("entry")}.tpl`,
   prettyName: payload("os-release").replaceAll('"', "'"),
   file: `${slashless("file-name")}.tar.xz`,
+  // The worker refuses control characters in upload names (400); markup is stored as text.
+  uploadFile: `<img src=x onerror=alert('upload-name')> <svg onload=alert('upload-name')> javascript:alert('upload-name').tar.xz`,
 };
 
 // JSON strings are YAML double-quoted scalars (`\u001b` included), so the YAML carries every
@@ -166,8 +168,14 @@ function stopWrangler() {
 }
 process.on("exit", stopWrangler);
 
-// The attack image, uploaded under a file name that is a payload too.
-const up = await fetch(`${workerBase}/api/images?alias=attack&filename=${encodeURIComponent(P.file)}`, {
+// A file name with control characters is refused by the worker; the attack image is then uploaded
+// under a file name that is a markup payload.
+const refused = await fetch(`${workerBase}/api/images?alias=attack&filename=${encodeURIComponent(P.file)}`, {
+  method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: attackBytes,
+});
+assert.equal(refused.status, 400, `upload with control characters in the name: ${refused.status} ${await refused.clone().text()}`);
+assert.match(await refused.text(), /control characters are not allowed/);
+const up = await fetch(`${workerBase}/api/images?alias=attack&filename=${encodeURIComponent(P.uploadFile)}`, {
   method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: attackBytes,
 });
 assert.equal(up.status, 201, `upload: ${up.status} ${await up.clone().text()}`);
@@ -387,7 +395,7 @@ await test("the worker's page for a browser at /{alias} shows the uploaded image
     assert.equal(resp.headers()["content-security-policy"], CONTENT_SECURITY_POLICY);
     assertClean(await traces(p), seen, "image page");
     const body = await p.evaluate(() => document.body.innerText);
-    for (const s of [`${vis(P.description)}`, `${vis(P.key)}: ${vis(P.value)}`, vis(P.file)]) {
+    for (const s of [`${vis(P.description)}`, `${vis(P.key)}: ${vis(P.value)}`, vis(P.uploadFile)]) {
       assert.ok(body.includes(s), `image page shows ${JSON.stringify(s)}:\n${body}`);
     }
     assert.doesNotMatch(body, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/u);
