@@ -74,13 +74,21 @@ fn small_rootfs(prefix: &str) -> Vec<(String, Option<Vec<u8>>, Option<String>)> 
         let sep = if d.is_empty() { "" } else { "/" };
         v.push((format!("{prefix}{d}{sep}"), None, None));
     }
-    v.push((format!("{prefix}usr/lib/os-release"), Some(OS_RELEASE.to_vec()), None));
+    v.push((
+        format!("{prefix}usr/lib/os-release"),
+        Some(OS_RELEASE.to_vec()),
+        None,
+    ));
     v.push((
         format!("{prefix}etc/os-release"),
         None,
         Some("../usr/lib/os-release".into()),
     ));
-    v.push((format!("{prefix}etc/hostname"), Some(b"debian\n".to_vec()), None));
+    v.push((
+        format!("{prefix}etc/hostname"),
+        Some(b"debian\n".to_vec()),
+        None,
+    ));
     let bulk: Vec<u8> = (0..3000u32)
         .flat_map(|i| format!("{i:05} ").into_bytes())
         .collect();
@@ -166,7 +174,10 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     images.push(("pax.xz".into(), xz(&pax_tar)));
     for (i, y) in YAMLS.iter().enumerate().skip(1) {
         let t = tar(
-            &[Member::File("metadata.yaml", y.as_bytes()), Member::Dir("rootfs")],
+            &[
+                Member::File("metadata.yaml", y.as_bytes()),
+                Member::Dir("rootfs"),
+            ],
             TarFlavor::Gnu,
         );
         images.push((format!("yaml{i}.gz"), gzip(&t)));
@@ -306,7 +317,14 @@ fn try_small_squashfs(comp: &str) -> Option<Vec<u8>> {
     let status = std::process::Command::new("mksquashfs")
         .arg(&root)
         .arg(&out)
-        .args(["-noappend", "-all-root", "-mkfs-time", "0", "-all-time", "0"])
+        .args([
+            "-noappend",
+            "-all-root",
+            "-mkfs-time",
+            "0",
+            "-all-time",
+            "0",
+        ])
         .args(["-comp", comp, "-no-progress", "-quiet"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -326,7 +344,11 @@ fn gnu_tar_sparse() -> Vec<(String, Vec<u8>)> {
     {
         use std::io::{Seek, SeekFrom, Write};
         let mut file = std::fs::File::create(&f).unwrap();
-        for (at, data) in [(0u64, &b"head"[..]), (70_000, b"middle"), (200_000, b"tail")] {
+        for (at, data) in [
+            (0u64, &b"head"[..]),
+            (70_000, b"middle"),
+            (200_000, b"tail"),
+        ] {
             file.seek(SeekFrom::Start(at)).unwrap();
             file.write_all(data).unwrap();
         }
@@ -335,9 +357,18 @@ fn gnu_tar_sparse() -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
     for (name, args) in [
         ("sparse-gnu", &["--format=gnu"][..]),
-        ("sparse-pax00", &["--format=posix", "--sparse-version=0.0"][..]),
-        ("sparse-pax01", &["--format=posix", "--sparse-version=0.1"][..]),
-        ("sparse-pax10", &["--format=posix", "--sparse-version=1.0"][..]),
+        (
+            "sparse-pax00",
+            &["--format=posix", "--sparse-version=0.0"][..],
+        ),
+        (
+            "sparse-pax01",
+            &["--format=posix", "--sparse-version=0.1"][..],
+        ),
+        (
+            "sparse-pax10",
+            &["--format=posix", "--sparse-version=1.0"][..],
+        ),
     ] {
         let out = std::process::Command::new("tar")
             .args(["-S", "--owner=0", "--group=0", "--mtime=@0", "-cf", "-"])

@@ -100,8 +100,10 @@ fn json(r: &Report) -> String {
 }
 
 /// Runs the inspector over `files` (one: unified; two: split) cut by `control`; with `quick`,
-/// stops reading each file as soon as the CLI's `--quick` does.
+/// stops reading each file as soon as the CLI's `--quick` does. Checks that the running verdict,
+/// once known, is the final report's.
 fn inspect(files: &[&[u8]], control: u8, split_type: Option<ImageType>, quick: bool) -> Report {
+    let mut running: Option<lxdimg::Verdict> = None;
     let mut insp = Inspector::new(options(split_type, files.len() > 1));
     let mut all_read = true;
     let mut total = 0u64;
@@ -126,20 +128,34 @@ fn inspect(files: &[&[u8]], control: u8, split_type: Option<ImageType>, quick: b
             }
             insp.push(piece);
             pushed += piece.len();
-            // The running verdict is what the CLI's progress and the page show; it must not panic.
-            if insp.verdict_known() {
-                assert!(insp.verdict().is_some(), "verdict_known but no verdict");
+            // The running verdict (what the page shows while reading) as soon as it is known.
+            // For a split image, only once the inspector knows it (see `verdict_known`).
+            if running.is_none() && i + 1 == files.len() && insp.verdict_known() {
+                running = Some(insp.verdict().expect("verdict_known, so a verdict"));
             }
         }
         all_read &= pushed == file.len();
         total += pushed as u64;
     }
-    assert_eq!(insp.bytes_consumed(), total, "bytes_consumed counts the pushed bytes");
-    if quick && !all_read {
+    assert_eq!(
+        insp.bytes_consumed(),
+        total,
+        "bytes_consumed counts the pushed bytes"
+    );
+    let report = if quick && !all_read {
         insp.finish_early()
     } else {
         insp.finish()
+    };
+    if let Some(v) = running {
+        let f = report.verdicts.reference();
+        assert_eq!(
+            (v.accepted, &v.error),
+            (f.accepted, &f.error),
+            "the running verdict, once known, is not the report's (plan {control:#04x}, quick {quick})"
+        );
     }
+    report
 }
 
 /// The promises of the inspector on `files`: the report is the same at any chunking, and a quick
@@ -163,7 +179,11 @@ fn inspector_promises(files: &[&[u8]], control: u8, split_type: Option<ImageType
         reference,
         "the report depends on the chunking (plan {control:#04x})"
     );
-    assert_eq!(json(&whole), reference, "the report depends on the chunking (100 000-byte pieces)");
+    assert_eq!(
+        json(&whole),
+        reference,
+        "the report depends on the chunking (100 000-byte pieces)"
+    );
     let quick = inspect(files, control, split_type, true);
     let (q, f) = (quick.verdicts.reference(), one_shot.verdicts.reference());
     assert_eq!(
@@ -232,7 +252,8 @@ impl Visitor for Heard {
         }
     }
     fn entry_end(&mut self) {
-        self.events.push(format!("end ({} bytes so far)", self.data));
+        self.events
+            .push(format!("end ({} bytes so far)", self.data));
     }
 }
 
@@ -264,9 +285,19 @@ pub fn tar_walk(data: &[u8]) {
     };
     let (a, sa) = walk(stream, 0b0101_1100);
     let (b, sb) = walk(stream, control);
-    assert_eq!(sa, sb, "the walk's outcome depends on the chunking (plan {control:#04x})");
-    assert_eq!(a.events, b.events, "the walk's entries depend on the chunking");
-    assert_eq!((a.data, a.hash), (b.data, b.hash), "the entries' data depends on the chunking");
+    assert_eq!(
+        sa, sb,
+        "the walk's outcome depends on the chunking (plan {control:#04x})"
+    );
+    assert_eq!(
+        a.events, b.events,
+        "the walk's entries depend on the chunking"
+    );
+    assert_eq!(
+        (a.data, a.hash),
+        (b.data, b.hash),
+        "the entries' data depends on the chunking"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +314,10 @@ pub fn yaml(data: &[u8]) {
         assert_eq!(first, second, "the same bytes decode to another result");
         if first.is_ok() {
             // Decoding a document on top of its own result changes nothing.
-            assert_eq!(md, once, "decoding the same document twice changes the metadata");
+            assert_eq!(
+                md, once,
+                "decoding the same document twice changes the metadata"
+            );
         }
         let _ = serde_json::to_string(&md).expect("the metadata serializes");
     }
@@ -404,14 +438,21 @@ fn lxdimg_decode(format: Format, data: &[u8], control: u8) -> Outcome {
         );
         assert!(!e.message.is_empty());
         // After an error, further input is ignored.
-        assert_eq!(d.push(b"more", &mut |_| panic!("output after an error")), Ok(()));
+        assert_eq!(
+            d.push(b"more", &mut |_| panic!("output after an error")),
+            Ok(())
+        );
     }
     o.error = failed.map(|e| format!("at {}: {}", e.offset, e.message));
     if let Some(t) = d.trailing() {
         let len = data.len() as u64;
         assert!(t.offset <= len, "trailing data starts past the end: {t:?}");
         if o.error.is_none() {
-            assert_eq!(t.offset + t.len, len, "trailing data does not reach the end: {t:?}");
+            assert_eq!(
+                t.offset + t.len,
+                len,
+                "trailing data does not reach the end: {t:?}"
+            );
             let zero = data[t.offset as usize..].iter().all(|&b| b == 0);
             assert_eq!(t.all_zero, zero, "trailing all_zero is wrong: {t:?}");
         }
@@ -566,10 +607,7 @@ fn bzip2_reference(data: &[u8]) -> Outcome {
             if rest.is_empty() {
                 return o;
             }
-            let magic_ok = rest
-                .iter()
-                .zip([b'B', b'Z', b'h'])
-                .all(|(a, b)| *a == b)
+            let magic_ok = rest.iter().zip([b'B', b'Z', b'h']).all(|(a, b)| *a == b)
                 && rest.get(3).is_none_or(|c| (b'1'..=b'9').contains(c));
             if !magic_ok {
                 o.trailing = Some(pos as u64);
@@ -641,13 +679,17 @@ fn xz_reference(data: &[u8]) -> Outcome {
     }
 }
 
-/// lzma (`.lzma`, LZMA_Alone): one stream decoded by lzma-rust2's `LzmaReader`; anything after
-/// its end is trailing data.
+/// lzma (`.lzma`, LZMA_Alone): one stream decoded by lzma-rust2's `LzmaReader` (with the strict
+/// end condition, as xz checks it); anything after its end is trailing data.
 fn lzma_reference(data: &[u8]) -> Outcome {
     let mut o = Outcome::new();
     let mut input = Counted { data, pos: 0 };
     let mut dec = match lzma_rust2::LzmaReader::new_mem_limit(&mut input, WINDOW_KB, None) {
-        Ok(d) => d,
+        Ok(mut d) => {
+            // As `xz --format=lzma -d`: the range coder must end clean after an end marker.
+            d.set_relaxed_end_condition(false);
+            d
+        }
         Err(e) => {
             o.error = Some(format!("lzma: {e}"));
             return o;
@@ -720,10 +762,7 @@ fn zstd_reference(data: &[u8]) -> Outcome {
                 // The frame is cut short or its block headers are corrupt: decode what there is
                 // to see the output before the error.
                 let _ = zstd_frame(&rest[..], &mut o);
-                o.error = Some(format!(
-                    "zstd: {}",
-                    zstd_safe::get_error_name(code)
-                ));
+                o.error = Some(format!("zstd: {}", zstd_safe::get_error_name(code)));
                 return o;
             }
         };
