@@ -48,6 +48,7 @@ EXTRA_TESTS :=
 EXTRA_BENCH :=
 -include www/www.mk
 -include worker/worker.mk
+include mk/fuzz.mk
 
 test: setup build wasm-check unit lxd-diff $(EXTRA_TESTS)
 
