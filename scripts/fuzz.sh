@@ -57,6 +57,9 @@ for t in $FUZZ_TARGETS; do
   done
   found=$((found + ${#new[@]}))
   printf '%-14s %12s %10s %8s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "${#new[@]}" "${new[*]:-}"
+  # One line per run, for fuzz/RESULTS.md: when, commit, target, seconds, executions, findings.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo +dirty)" \
+    "$t" "$FUZZ_SECONDS" "${execs:-?}" "${#new[@]}" >>"$LOGS/history.tsv"
   if [ ${#new[@]} -gt 0 ]; then
     grep -m1 -E "^==[0-9]+== ERROR|panicked at|deadly signal|timeout after|out-of-memory" "$log" || true
     echo "   (log: $log)"
