@@ -59,6 +59,7 @@ EXTRA_TESTS :=
 EXTRA_BENCH :=
 -include www/www.mk
 -include worker/worker.mk
+include mk/fuzz.mk
 
 test: setup build wasm-check unit hostile lxd-diff stream-real $(EXTRA_TESTS)
 

@@ -220,7 +220,9 @@ impl Inspector {
         self.core.as_ref().map_or(0, |c| c.bytes_consumed()) as f64
     }
 
-    /// Whether the lxd-5.0 verdict is known from the bytes pushed so far.
+    /// Whether the lxd-5.0 verdict is known from the bytes pushed so far. Until `startRootfs`,
+    /// the first file is read as a unified image: for a split image, ask only while its rootfs is
+    /// pushed.
     #[wasm_bindgen(getter, js_name = verdictKnown)]
     pub fn verdict_known(&self) -> bool {
         self.core.as_ref().is_some_and(|c| c.verdict_known())

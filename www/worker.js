@@ -129,7 +129,9 @@ async function inspect({ id, sources, now }) {
       for await (const chunk of chunks(f)) {
         insp.push(chunk);
         done += chunk.length;
-        if (!verdictSent && insp.verdictKnown) {
+        // Before startRootfs the core reads the first file as a unified image: the verdict of a
+        // split image is known only while its rootfs is pushed.
+        if (!verdictSent && i === files.length - 1 && insp.verdictKnown) {
           verdictSent = true;
           postMessage({ type: "verdict", id, verdict: insp.verdict });
         }

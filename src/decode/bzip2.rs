@@ -1,10 +1,12 @@
-//! bzip2: concatenated streams, like `bzip2 -dc`.
+//! bzip2: concatenated streams, like `bzip2 -dc` (1.0.8): after a stream, bytes that are not a
+//! stream magic (`BZh1`…`BZh9`) are trailing garbage, which it only warns about; the start of a
+//! magic cut short by the end of the file is an error ("Compressed file ends unexpectedly").
 
 use super::{err, Halt, Sink};
 
 pub(super) struct Bzip2 {
     dec: bzip2::Decompress,
-    /// Bytes of a possible next stream header (`BZh`), or `None` inside a stream.
+    /// Bytes of a possible next stream magic (`BZh1`…`BZh9`), or `None` inside a stream.
     between: Option<Vec<u8>>,
     streams: u64,
     in_stream: bool,
@@ -31,22 +33,22 @@ impl Bzip2 {
         while pos < input.len() {
             if let Some(h) = &mut self.between {
                 let had = h.len();
-                let take = (3 - had).min(input.len() - pos);
+                let take = (MAGIC_LEN - had).min(input.len() - pos);
                 h.extend_from_slice(&input[pos..pos + take]);
-                if h.len() < 3 && h[..] == b"BZh"[..h.len()] {
-                    return Ok(None);
-                }
-                if h[..] != b"BZh"[..] {
+                if !is_magic_prefix(h) {
                     let prefix_zero = h[..had].iter().all(|&b| b == 0);
                     return Ok(Some(((base + pos as u64) - had as u64, prefix_zero)));
                 }
-                // A new stream: replay the three header bytes.
+                if h.len() < MAGIC_LEN {
+                    return Ok(None);
+                }
+                // A new stream: replay the magic.
                 let hdr = std::mem::take(h);
                 self.between = None;
                 self.dec = bzip2::Decompress::new(false);
                 self.in_stream = true;
                 pos += take;
-                self.run(&hdr, base + pos as u64 - 3, out, sink)?;
+                self.run(&hdr, base + pos as u64 - MAGIC_LEN as u64, out, sink)?;
                 continue;
             }
             let (used, ended) = self.run(&input[pos..], base + pos as u64, out, sink)?;
@@ -102,8 +104,23 @@ impl Bzip2 {
     pub(super) fn finish(&mut self, at: u64) -> Result<(), Halt> {
         match &self.between {
             Some(h) if h.is_empty() => Ok(()),
-            Some(_) => Ok(()), // a partial "BZ" after a complete stream is trailing garbage
-            None => Err(err(at, "bzip2: Compressed file ends unexpectedly")),
+            // The start of a further stream's magic, cut short: `bzip2 -dc` fails.
+            Some(_) | None => Err(err(at, "bzip2: Compressed file ends unexpectedly")),
         }
     }
+}
+
+/// `BZh` and the block size digit.
+const MAGIC_LEN: usize = 4;
+
+/// Whether `h` (at most [`MAGIC_LEN`] bytes) is the start of a stream magic, as libbzip2 checks
+/// it (`BZ_X_MAGIC_1`…`4`: anything else is `BZ_DATA_ERROR_MAGIC`).
+fn is_magic_prefix(h: &[u8]) -> bool {
+    h.iter().enumerate().all(|(i, &b)| {
+        if i < 3 {
+            b == b"BZh"[i]
+        } else {
+            (b'1'..=b'9').contains(&b)
+        }
+    })
 }

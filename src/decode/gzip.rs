@@ -19,20 +19,30 @@ pub(super) struct Gzip {
     members: u64,
 }
 
+/// Why bytes are not a usable gzip member header.
+enum HeaderError {
+    /// Not a gzip header at all (after a member: trailing data).
+    NotGzip(&'static str),
+    /// A gzip header whose FHCRC does not match (`gzip -d` refuses the member, and writes
+    /// nothing of it): the offset of the checksum in the header, and gzip's words.
+    BadCrc(usize, String),
+}
+
 /// Parses a gzip member header; `Ok(None)` if more bytes are needed.
-fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, &'static str> {
+fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, HeaderError> {
+    use HeaderError::NotGzip;
     if (!b.is_empty() && b[0] != 0x1f) || (b.len() >= 2 && b[..2] != [0x1f, 0x8b]) {
-        return Err("not in gzip format");
+        return Err(NotGzip("not in gzip format"));
     }
     if b.len() >= 3 && b[2] != 8 {
-        return Err("unknown method -- not supported");
+        return Err(NotGzip("unknown method -- not supported"));
     }
     if b.len() < 10 {
         return Ok(None);
     }
     let flags = b[3];
     if flags & 0xe0 != 0 {
-        return Err("has flags 0xe0 -- not supported");
+        return Err(NotGzip("has flags 0xe0 -- not supported"));
     }
     let mut pos = 10;
     if flags & 4 != 0 {
@@ -53,10 +63,23 @@ fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, &'static str> {
         }
     }
     if flags & 2 != 0 {
-        pos += 2;
-        if b.len() < pos {
+        if b.len() < pos + 2 {
             return Ok(None);
         }
+        // FHCRC: the low 16 bits of the CRC-32 of the header before it; GNU gzip checks it.
+        let stored = u16::from_le_bytes([b[pos], b[pos + 1]]);
+        let mut crc = Crc::new();
+        crc.update(&b[..pos]);
+        let computed = crc.sum() as u16;
+        if stored != computed {
+            return Err(HeaderError::BadCrc(
+                pos,
+                format!(
+                    "gzip: header checksum 0x{stored:04x} != computed checksum 0x{computed:04x}"
+                ),
+            ));
+        }
+        pos += 2;
     }
     Ok(Some(pos))
 }
@@ -108,12 +131,15 @@ impl Gzip {
                             }
                             return Ok(None);
                         }
-                        Err(_) if between => {
+                        Err(HeaderError::BadCrc(at, message)) => {
+                            return Err(err((base + pos as u64) - had as u64 + at as u64, &message))
+                        }
+                        Err(HeaderError::NotGzip(_)) if between => {
                             // Not a new member: everything from the member's end on is trailing data.
                             let prefix_zero = h[..had].iter().all(|&b| b == 0);
                             return Ok(Some(((base + pos as u64) - had as u64, prefix_zero)));
                         }
-                        Err(e) => {
+                        Err(HeaderError::NotGzip(e)) => {
                             return Err(err(
                                 (base + pos as u64) - had as u64,
                                 &format!("gzip: {e}"),

@@ -163,7 +163,9 @@ impl Inspector {
         self.files.last().expect("a file").settled()
     }
 
-    /// Whether the reference verdict is known from the bytes pushed so far.
+    /// Whether the reference verdict is known from the bytes pushed so far. Until
+    /// [`Inspector::start_rootfs`], the first file is read as a unified image: for a split image,
+    /// ask only while its rootfs is pushed.
     pub fn verdict_known(&self) -> bool {
         match self.files.as_slice() {
             [f] => f.settled() && f.role == FileRole::Unified,

@@ -1,0 +1,3 @@
+#![no_main]
+// The harness is shared with the regression replay: tests/harness/mod.rs.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lxdimg_fuzz::harness::decode_bzip2(data));
