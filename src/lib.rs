@@ -27,6 +27,7 @@ pub mod report;
 pub mod rootfs;
 pub mod simplestreams;
 pub mod tar;
+pub mod template;
 #[cfg(test)]
 mod tsgen;
 pub mod verdict;
