@@ -28,7 +28,11 @@ pub enum TemplateSet {
 
 impl TemplateSet {
     /// Every set, in the order the CLI lists them.
-    pub const ALL: [TemplateSet; 3] = [TemplateSet::None, TemplateSet::Basic, TemplateSet::CloudInit];
+    pub const ALL: [TemplateSet; 3] = [
+        TemplateSet::None,
+        TemplateSet::Basic,
+        TemplateSet::CloudInit,
+    ];
 
     /// The name `--template-set` takes (`none`, `basic`, `cloud-init`).
     pub fn name(self) -> &'static str {
