@@ -147,6 +147,9 @@ pub struct TemplateError {
     /// The text LXD reports when it applies the template (`Failed to render template: …`), or
     /// lxdimg's explanation for its own limits.
     pub message: String,
+    /// What pongo2's text means when it is not plain: an error at the end of the file names
+    /// the `{% endautoescape %}` LXD appends, which means a block was left open.
+    pub hint: Option<String>,
 }
 
 impl TemplateError {
@@ -184,10 +187,10 @@ fn wrapped(text: &str) -> String {
     format!("{LXD_PREFIX}{text}{LXD_SUFFIX}")
 }
 
-/// Maps a position in the wrapped text to the template file.
-fn position(text: &str, e: &RenderError) -> (u32, u32) {
+/// Maps a position in the wrapped text to the template file; `true` when it is in LXD's suffix.
+fn position(text: &str, e: &RenderError) -> (u32, u32, bool) {
     if e.line == 0 {
-        return (0, 0);
+        return (0, 0, false);
     }
     let newlines = text.matches('\n').count() as u32;
     let last_len = text.rsplit('\n').next().map_or(0, str::len) as u32;
@@ -198,18 +201,26 @@ fn position(text: &str, e: &RenderError) -> (u32, u32) {
         (1 + newlines, last_len + 1)
     };
     let (mut line, mut col) = (e.line, e.col);
-    if (line, col) >= (sl, sc) {
+    let in_suffix = (line, col) >= (sl, sc);
+    if in_suffix {
         (line, col) = (sl, sc);
     }
     if line == 1 {
         col = col.saturating_sub(LXD_PREFIX.len() as u32).max(1);
     }
-    (line, col)
+    (line, col, in_suffix)
 }
 
 fn located(text: &str, error: RenderError) -> TemplateError {
-    let (line, col) = position(text, &error);
+    let (line, col, in_suffix) = position(text, &error);
+    let hint = (in_suffix && error.kind == Kind::Syntax).then(|| {
+        "the end of the file was reached inside a block ({% if %}, {% for %}, …) that is not closed: LXD wraps the template in {% autoescape off %}…{% endautoescape %}, so pongo2 names that closing tag".to_string()
+    });
     let message = match error.kind {
+        // LXD 5.0.2 does not recover a panic in pongo2 (the daemon dies); newer LXD does.
+        Kind::Execution if error.sender == "panic" => {
+            format!("Panic while rendering template: {}", error.message)
+        }
         Kind::Syntax | Kind::Execution => {
             format!("Failed to render template: {}", error.pongo2_text())
         }
@@ -220,6 +231,7 @@ fn located(text: &str, error: RenderError) -> TemplateError {
         line,
         col,
         message,
+        hint,
     }
 }
 

@@ -1,0 +1,4 @@
+a{# a comment #}b{% comment %}
+multi
+line {{ x }}
+{% endcomment %}c

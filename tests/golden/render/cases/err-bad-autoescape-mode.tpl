@@ -1,0 +1,1 @@
+{% autoescape yes %}x{% endautoescape %}

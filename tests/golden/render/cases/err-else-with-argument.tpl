@@ -1,0 +1,1 @@
+{% if a %}x{% else b %}y{% endif %}

@@ -1,0 +1,1 @@
+{{ true|yesno:"a,b,c,d" }}

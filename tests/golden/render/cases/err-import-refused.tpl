@@ -1,0 +1,1 @@
+{% import "macros.tpl" m %}

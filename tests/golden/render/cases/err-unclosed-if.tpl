@@ -1,0 +1,2 @@
+{% if container.name %}
+name

@@ -1,0 +1,1 @@
+{{ container.name|upper }} {{ "HeLLo wORLD"|lower }} {{ "hello world-wide_web"|title }} {{ "élan"|capfirst }}

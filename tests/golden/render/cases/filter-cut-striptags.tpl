@@ -1,0 +1,1 @@
+{{ "a-b-c"|cut:"-" }} [{{ " <p>hi <b>there</b></p> "|striptags }}]

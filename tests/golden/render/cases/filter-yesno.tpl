@@ -1,0 +1,1 @@
+{{ true|yesno }} {{ false|yesno:"on,off" }} {{ nosuch|yesno:"a,b,c" }} {{ nosuch|yesno }}

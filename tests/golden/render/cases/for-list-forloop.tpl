@@ -1,0 +1,1 @@
+{% for x in "a,b,c"|split:"," %}{{ forloop.Counter }}{{ forloop.Counter0 }}{{ forloop.Revcounter }}{{ forloop.Revcounter0 }}{{ forloop.First|yesno:"F,-" }}{{ forloop.Last|yesno:"L,-" }}{{ x }} {% endfor %}

@@ -1,0 +1,1 @@
+{% for x in "a,b,c"|split:"," reversed %}{{ x }}{% endfor %} {% for c in "xyz" reversed %}{{ c }}{{ forloop.Counter }}{% endfor %} {% for x in "b,c,a"|split:"," sorted %}{{ x }}{% endfor %} {% for k in devices reversed sorted %}{{ k }}{% endfor %}

@@ -1,0 +1,1 @@
+{% set greeting = "hi "|add:container.name %}{{ greeting }} {% with a=1 b="two" %}{{ a }}{{ b }}{% endwith %} {% with container.name as n %}{{ n }}{% endwith %} {% firstof nosuch "" container.name "x" %}

@@ -1,0 +1,1 @@
+{% templatetag openvariable %} x {% templatetag closevariable %} {% ifequal container.name "c1" %}c1{% else %}other{% endifequal %} {% ifnotequal 1 2 %}ne{% endifnotequal %} {% filter upper|cut:"L" %}hello{% endfilter %}

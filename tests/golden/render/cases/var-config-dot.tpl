@@ -1,0 +1,1 @@
+{{ config.limits.cpu }}|{{ config.nosuch }}|

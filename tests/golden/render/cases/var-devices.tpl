@@ -1,0 +1,1 @@
+{{ devices.eth0.parent }} {{ devices.root.pool }} {{ devices.nosuch.x }}

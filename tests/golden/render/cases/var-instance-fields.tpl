@@ -1,0 +1,1 @@
+{{ instance.name }} {{ instance.type }} {{ instance.architecture }} {{ instance.ephemeral }} {{ instance.privileged }}

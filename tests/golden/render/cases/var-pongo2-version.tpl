@@ -1,0 +1,1 @@
+{{ pongo2.version }}

@@ -1,0 +1,1 @@
+{{ container.name.0 }} {{ container.name.99 }}

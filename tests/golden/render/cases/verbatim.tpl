@@ -1,0 +1,1 @@
+{% verbatim %}{{ container.name }} {% if %}{% endverbatim %} {{ container.name }}

@@ -1,0 +1,3 @@
+a  {{- container.name -}}  b
+  {%- if true -%}  c  {%- endif -%}  
+d
