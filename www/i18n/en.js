@@ -224,6 +224,24 @@ export default {
   "finding.quick.title": "Reading stopped early",
   "finding.quick.explain": "lxdimg stopped reading before the end (quick mode), so the fingerprint and the findings about later parts of the file are missing.",
 
+  // --- lxderror ---
+  // Explanations shown beside LXD's and Incus's own error texts (which stay word for word); the
+  // patterns that choose them are in www/lxd-errors.js.
+  "lxderror.hostArch": "(The host's CPU cannot run this image's architecture.)",
+  "lxderror.diskFormat": "(The disk image is not in the format this image type needs: a container cannot use a qcow2 disk, a virtual machine needs qcow2.)",
+  "lxderror.unpackFailed": "(LXD imported the image, but unpacking its root filesystem for the new instance fails.)",
+  "lxderror.fetch": "(LXD could not fetch the image for the new instance.)",
+  "lxderror.noMetadata": "(LXD found no metadata.yaml at the root of the metadata tarball — every image needs one.)",
+  "lxderror.noCreationDate": "(metadata.yaml has no creation_date, which LXD requires.)",
+  "lxderror.invalidType": "(The image type is neither container nor virtual-machine.)",
+  "lxderror.architecture": "(This version does not know the architecture name in metadata.yaml.)",
+  "lxderror.nonRegular": "(metadata.yaml is a link or special file, not a regular file.)",
+  "lxderror.yaml": "(metadata.yaml is not valid YAML for LXD, or a field has the wrong type.)",
+  "lxderror.sqfs2tar": "(The daemon needs the sqfs2tar program to read this squashfs, and the host does not have it.)",
+  "lxderror.unsupportedCompression": "(LXD does not recognise the file's format or compression from its first bytes.)",
+  "lxderror.eof": "(The file ended before LXD could read it: it is empty or cut off.)",
+  "lxderror.corrupt": "(The compressed data or the tar stream is damaged or cut off.)",
+
   // --- worker ---
   "worker.image.title.alias": "Image “{alias}”",
   "worker.image.title.fingerprint": "Image {fingerprint}",

@@ -223,6 +223,23 @@ export default {
   "finding.quick.title": "提前停止读取",
   "finding.quick.explain": "lxdimg 在读到结尾之前就停止了（快速模式），因此缺少指纹以及关于文件后面部分的检查结果。",
 
+  // --- lxderror ---
+  // 显示在 LXD 和 Incus 原样错误信息旁边的解释；选择规则见 www/lxd-errors.js。
+  "lxderror.hostArch": "（主机的 CPU 无法运行这个镜像的架构。）",
+  "lxderror.diskFormat": "（磁盘镜像的格式与镜像类型不符：容器不能使用 qcow2 磁盘，虚拟机需要 qcow2。）",
+  "lxderror.unpackFailed": "（LXD 已导入镜像，但为新实例解包根文件系统时失败。）",
+  "lxderror.fetch": "（LXD 无法为新实例获取镜像。）",
+  "lxderror.noMetadata": "（LXD 在元数据 tar 包的根目录中没有找到 metadata.yaml——每个镜像都必须有它。）",
+  "lxderror.noCreationDate": "（metadata.yaml 中没有 LXD 必需的 creation_date。）",
+  "lxderror.invalidType": "（镜像类型既不是 container 也不是 virtual-machine。）",
+  "lxderror.architecture": "（这个版本不认识 metadata.yaml 中的架构名称。）",
+  "lxderror.nonRegular": "（metadata.yaml 是链接或特殊文件，而不是普通文件。）",
+  "lxderror.yaml": "（metadata.yaml 不是 LXD 能解析的 YAML，或者某个字段的类型不对。）",
+  "lxderror.sqfs2tar": "（守护进程需要 sqfs2tar 程序才能读取这个 squashfs，而主机上没有它。）",
+  "lxderror.unsupportedCompression": "（LXD 无法从文件开头的字节识别它的格式或压缩方式。）",
+  "lxderror.eof": "（LXD 还没读到内容，文件就结束了：文件为空或被截断。）",
+  "lxderror.corrupt": "（压缩数据或 tar 流已损坏或被截断。）",
+
   // --- worker ---
   "worker.image.title.alias": "镜像“{alias}”",
   "worker.image.title.fingerprint": "镜像 {fingerprint}",
