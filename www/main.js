@@ -534,13 +534,13 @@ function infoLines(r) {
 function rootfsSummary(r) {
   const x = r.rootfs;
   if (!x) return [];
-  const parts = [t("page.rootfs.format", { format: x.format })];
+  const parts = [tNodes("page.rootfs.format", { format: code(x.format) })];
   if (x.entries !== null) parts.push(t("page.rootfs.entries", { entries: x.entries, bytes: bytes(x.bytes) }));
   if (x.squashfs) {
     parts.push(t("page.rootfs.squashfs", { version: x.squashfs.version, compressor: x.squashfs.compressor, inodes: x.squashfs.inode_count }));
   }
   if (x.qcow2) parts.push(t("page.rootfs.qcow2", { version: x.qcow2.version, size: bytes(x.qcow2.virtual_size) }));
-  if (r.os_release?.pretty_name) parts.push(shown(r.os_release.pretty_name));
+  if (r.os_release?.pretty_name) parts.push(h("span", { class: "from-image" }, shown(r.os_release.pretty_name)));
   return joined(parts, " · ");
 }
 
