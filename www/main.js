@@ -118,7 +118,7 @@ const code = (...c) => h("code", {}, ...c);
  */
 function lxdError(text, wrap = (x) => h("code", {}, x)) {
   const key = lxdErrorKey(text);
-  return [wrap(shown(text)), key ? h("span", { class: "lxd-explain" }, " ", t(key)) : null];
+  return [wrap(shown(text)), key ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(key) })) : null];
 }
 
 /** A finding's translated title (catalogue `finding.CODE.title`), or its code when unknown. */
@@ -278,7 +278,7 @@ function initLine(v, r) {
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
   if (c.ok === false) {
     return h("p", { class: "bad", id: "init-line" }, tNodes("page.init.fail", { init, launch: code("lxc launch"), error: code(shown(c.error)) }),
-      lxdErrorKey(c.error) ? h("span", { class: "lxd-explain" }, " ", t(lxdErrorKey(c.error))) : null);
+      lxdErrorKey(c.error) ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(lxdErrorKey(c.error)) })) : null);
   }
   if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, tNodes("page.init.unknown", { init, reason: shown(c.error) }));
   if (breaks) {

@@ -327,9 +327,13 @@ await test("an inspected image's findings in Chinese; the core's and LXD's words
     await p.locator("#templates tbody button").first().click();
     assert.equal(await p.locator("#templates tbody button").first().innerText(), ZH["page.templates.hide"]);
     await shot(p, "zh-CN-refused");
+    await p.locator("#verdict-banner").screenshot({ path: path.join(shots, "i18n-zh-CN-banner.png") });
     await p.setViewportSize({ width: 390, height: 800 });
     assert.ok(await noOverflow(p), "horizontal overflow at phone width in Chinese");
     await shot(p, "zh-CN-refused-phone");
+    // Close-ups for a person to look at: the verdict table and the findings, at phone width.
+    await p.locator("#result > .table-wrap").first().screenshot({ path: path.join(shots, "i18n-zh-CN-verdicts-phone.png") });
+    await p.locator("#findings").screenshot({ path: path.join(shots, "i18n-zh-CN-findings-phone.png") });
     await p.setViewportSize({ width: 1280, height: 900 });
 
     // Back to English: the same Report object, no new reading, the same DOM state.

@@ -156,6 +156,9 @@ export function pageLang(request) {
   return asked ?? pickLang(acceptLanguages(request.headers.get("accept-language")));
 }
 
+const TYPE_KEYS = { container: "worker.image.type.container", "virtual-machine": "worker.image.type.virtualMachine" };
+const FORMAT_KEYS = { unified: "worker.image.format.unified", split: "worker.image.format.split" };
+
 /** The page varies with these request headers (and with `?lang=`, which is in the URL). */
 const PAGE_VARY = `${VARY}, Accept-Language`;
 
@@ -173,6 +176,7 @@ async function page(request, env, origin, name, fp) {
   const remote = remoteName(origin);
   const alias = fp ? null : name;
   const lang = pageLang(request);
+  const named = (keys, value) => (keys[value] ? t(keys[value]) : escapeHtml(value));
   // Catalogue text is HTML-escaped; params are escaped by the caller (already HTML) before they
   // are put in, so image data is escaped exactly once, as before.
   const t = (key, params = {}) => {
@@ -193,7 +197,7 @@ async function page(request, env, origin, name, fp) {
           ? `lxc image import ${origin}/${alias ?? img.fingerprint} --alias ${alias ?? img.fingerprint.slice(0, 12)}`
           : `lxc image copy ${remote}:${alias ?? img.fingerprint.slice(0, 12)} local:`;
       return `<section>
-<h2>${shown(img.architecture)} · ${escapeHtml(img.type)} · ${escapeHtml(img.format)}</h2>
+<h2>${shown(img.architecture)} · ${named(TYPE_KEYS, img.type)} · ${named(FORMAT_KEYS, img.format)}</h2>
 <p>${t("worker.image.fingerprint", { fingerprint: `<code>${img.fingerprint}</code>`, size: fmtSize(img.size), created: new Date(img.creation_date * 1000).toISOString().slice(0, 16).replace("T", " ") })}
 ${t("worker.image.aliases", { aliases: img.aliases.map((a) => `<code>${shown(a)}</code>`).join(", ") || t("worker.image.noAliases") })}</p>
 <ul>${props}</ul>
