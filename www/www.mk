@@ -4,9 +4,6 @@
 #   make run-www     builds pkg/ and serves the page on http://127.0.0.1:8080/
 #   make test-www    wasm-bindgen tests in headless Chromium and Firefox + the Playwright e2e test
 #                    + the page under attack (test-attack)
-#   make test-i18n   the catalogues (www/i18n/*.js): same keys and placeholders, every key used
-#                    exists, every finding code explained in every language (node, < 1 s)
-#   make test-i18n-browser  the page and the worker's image page in English and Chinese (Playwright)
 #   make bench-www   the browser benchmark (SHA-256 vs hash-wasm vs WebCrypto, inspection vs CLI)
 #
 # Every tool is installed on first use (Debian packages, cargo, npm); later runs skip that quickly.
@@ -17,9 +14,9 @@ WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: test-i18n test-i18n-browser i18n-fonts wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
 
-EXTRA_TESTS += test-www test-i18n
+EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
 
 # Browsers and drivers from Debian (never downloaded by a tool), geckodriver from crates.io.
@@ -73,20 +70,26 @@ test-e2e: setup www-setup wasm-pkg build
 test-attack: www-setup wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/attack.mjs
 
-# The catalogues, without a browser.
-test-i18n:
-	node --test tests/i18n/catalogues.test.mjs
-
-# Chinese text needs a CJK font in headless Chromium (else it renders as boxes in screenshots).
-i18n-fonts:
-	$(call apt_install,fonts-noto-cjk)
-
-# The languages in headless Chromium: the page (locale, switch, reload, findings in Chinese) and
-# the worker's image page under wrangler dev (Accept-Language, ?lang=).
-test-i18n-browser: www-setup i18n-fonts wasm-pkg worker-deps
-	node $(BROWSER_TESTS)/i18n.mjs
-
-test-www: test-wasm test-e2e test-attack test-i18n-browser
+test-www: test-wasm test-e2e test-attack
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
+
+# ---- the languages (www/i18n/: English and 简体中文) -------------------------------------------
+#   make test-i18n          the catalogues: same keys and placeholders, every key used exists,
+#                           every finding code explained in every language (node, < 1 s)
+#   make test-i18n-browser  the page and the worker's image page in both languages (Playwright;
+#                           part of test-www)
+.PHONY: test-i18n test-i18n-browser i18n-fonts
+EXTRA_TESTS += test-i18n
+test-www: test-i18n-browser
+
+test-i18n:
+	node --test tests/i18n/catalogues.test.mjs
+
+# Chinese text needs a CJK font in headless Chromium (else it is drawn as boxes).
+i18n-fonts:
+	$(call apt_install,fonts-noto-cjk)
+
+test-i18n-browser: www-setup i18n-fonts wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/i18n.mjs
