@@ -9,6 +9,9 @@ LXDIMG := target/release/lxdimg
 # for the benchmarks, nginx (serves `lxdimg stream` trees to the real clients), and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
 # (llvm-ar) compile libzstd for the wasm32 build; libarchive-tools (bsdtar) writes sparse members.
 APT_PKGS := squashfs-tools qemu-utils xz-utils zstd bzip2 gzip curl clang llvm libarchive-tools nginx
+# Go and pongo2 (the engine LXD renders templates with): tests/render.rs checks lxdimg's renderer
+# against pongo2 itself.
+APT_PKGS += golang-go golang-github-flosch-pongo2.v4-dev
 include mk/common.mk
 
 setup: rust-wasm-target

@@ -102,6 +102,8 @@ finding_codes! {
     TemplateFileNotRegular = "template-file-not-regular", Warning;
     /// A file in `templates/` no rule uses.
     TemplateFileUnused = "template-file-unused", Info;
+    /// A template pongo2 refuses to parse (LXD fails the instance's start when it applies it).
+    TemplateSyntax = "template-syntax", Error;
     /// `os`/`release` disagree with the rootfs's os-release.
     OsReleaseMismatch = "os-release-mismatch", Warning;
     /// The rootfs is no format LXD unpacks.
@@ -139,6 +141,7 @@ impl FindingCode {
             FindingCode::TemplateFileMissing
                 | FindingCode::TemplateNameMissing
                 | FindingCode::TemplateNameInvalid
+                | FindingCode::TemplateSyntax
         )
     }
 }

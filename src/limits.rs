@@ -21,8 +21,9 @@ pub const METADATA_YAML_KEEP_TOTAL: usize = 8 << 20;
 /// top of the previous one). Further ones only produce a finding.
 pub const METADATA_ENTRIES_MAX: usize = 16;
 
-/// Bytes of one `templates/*` file that are kept for display.
-pub const TEMPLATE_KEEP: usize = 64 << 10;
+/// Bytes of one `templates/*` file that are kept (for display, the syntax check and the
+/// preview); a longer template is shown cut and not checked.
+pub const TEMPLATE_KEEP: usize = 1 << 20;
 
 /// Total bytes of template files kept for display, over all templates.
 pub const TEMPLATES_KEEP_TOTAL: usize = 4 << 20;

@@ -141,7 +141,7 @@ template: string, create_only: boolean, properties: { [key in string]?: string }
  */
 present: boolean, size: number | null, 
 /**
- * The template text (up to 64 KiB, lossy UTF-8).
+ * The template text (up to 1 MiB, lossy UTF-8; 4 MiB over all templates).
  */
 text: string | null, text_truncated: boolean, };
 
@@ -167,7 +167,7 @@ offset: number | null,
  */
 entry: string | null, };
 
-export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "decompression-bomb" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "split-files-swapped" | "control-characters" | "split-metadata-twice" | "quick";
+export type FindingCode = "empty-file" | "unknown-format" | "lxd-misdetects-format" | "v7-tar" | "decode-error" | "decompression-bomb" | "trailing-data" | "tar-error" | "tar-no-end-marker" | "tar-lone-zero-block" | "metadata-duplicate" | "metadata-ignored" | "metadata-not-regular" | "metadata-late" | "rootfs-and-disk" | "date-out-of-range" | "expiry-before-creation" | "expired" | "properties-missing" | "property-missing" | "template-file-missing" | "template-name-missing" | "template-name-invalid" | "template-trigger-unknown" | "template-no-trigger" | "template-path-not-absolute" | "template-empty" | "template-file-not-regular" | "template-file-unused" | "template-syntax" | "os-release-mismatch" | "rootfs-unsupported" | "rootfs-qcow2-as-container" | "rootfs-squashfs-as-vm" | "rootfs-tarball-as-vm" | "vm-disk-not-qcow2" | "squashfs-invalid" | "qcow2-invalid" | "rootfs-empty" | "split-files-swapped" | "control-characters" | "split-metadata-twice" | "quick";
 
 export type Severity = "error" | "warning" | "info";
 

@@ -287,7 +287,7 @@ pub struct TemplateReport {
     pub present: bool,
     #[cfg_attr(test, ts(type = "number | null"))]
     pub size: Option<u64>,
-    /// The template text (up to 64 KiB, lossy UTF-8).
+    /// The template text (up to 1 MiB, lossy UTF-8; 4 MiB over all templates).
     pub text: Option<String>,
     pub text_truncated: bool,
 }

@@ -107,7 +107,12 @@ fn update() -> bool {
 }
 
 /// Compares one golden file with pongo2's and lxdimg's results (or rewrites it from pongo2's).
-fn golden(dir: &Path, stem: &str, go: &Result<String, String>, ours: Option<Result<String, String>>) {
+fn golden(
+    dir: &Path,
+    stem: &str,
+    go: &Result<String, String>,
+    ours: Option<Result<String, String>>,
+) {
     let out = dir.join(format!("{stem}.out"));
     let err = dir.join(format!("{stem}.err"));
     if update() {
@@ -121,11 +126,24 @@ fn golden(dir: &Path, stem: &str, go: &Result<String, String>, ours: Option<Resu
     let expected = match (std::fs::read_to_string(&out), std::fs::read_to_string(&err)) {
         (Ok(o), Err(_)) => Ok(o),
         (Err(_), Ok(e)) => Err(e.trim_end_matches('\n').to_string()),
-        _ => panic!("{}: exactly one of .out and .err must exist", dir.join(stem).display()),
+        _ => panic!(
+            "{}: exactly one of .out and .err must exist",
+            dir.join(stem).display()
+        ),
     };
-    assert_eq!(&expected, go, "pongo2 disagrees with the golden file {}/{stem}", dir.display());
+    assert_eq!(
+        &expected,
+        go,
+        "pongo2 disagrees with the golden file {}/{stem}",
+        dir.display()
+    );
     let ours = ours.unwrap_or_else(|| panic!("{stem}: lxdimg declined to render it"));
-    assert_eq!(ours, expected, "lxdimg disagrees with the golden file {}/{stem}", dir.display());
+    assert_eq!(
+        ours,
+        expected,
+        "lxdimg disagrees with the golden file {}/{stem}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -153,7 +171,12 @@ fn golden_cases_agree_with_pongo2() {
         .collect();
     let cases: Vec<GoCase> = inputs
         .iter()
-        .map(|(n, t, c)| GoCase { name: n.clone(), template: t, context: c, raw: false })
+        .map(|(n, t, c)| GoCase {
+            name: n.clone(),
+            template: t,
+            context: c,
+            raw: false,
+        })
         .collect();
     let go = pongo2(&cases);
     let (mut ok, mut errors) = (0, 0);
@@ -180,17 +203,32 @@ fn set_contexts() -> Vec<(&'static str, RenderContext)> {
         "user.user-data".into(),
         "#cloud-config\npackages:\n  - htop\n".into(),
     );
-    vm.config.insert("user.meta-data".into(), "public-keys: []\r\n".into());
-    let mut keys = RenderContext { name: "web-2".into(), ..RenderContext::default() };
-    keys.config.insert("cloud-init.user-data".into(), "#cloud-config\nruncmd: [echo hi]".into());
-    keys.config.insert("cloud-init.vendor-data".into(), "#cloud-config\n{}".into());
+    vm.config
+        .insert("user.meta-data".into(), "public-keys: []\r\n".into());
+    let mut keys = RenderContext {
+        name: "web-2".into(),
+        ..RenderContext::default()
+    };
+    keys.config.insert(
+        "cloud-init.user-data".into(),
+        "#cloud-config\nruncmd: [echo hi]".into(),
+    );
+    keys.config
+        .insert("cloud-init.vendor-data".into(), "#cloud-config\n{}".into());
     keys.config.insert(
         "cloud-init.network-config".into(),
         "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n".into(),
     );
-    keys.config.insert("user.network-config".into(), "ignored: true".into());
-    let mut user_net = RenderContext { name: "c2".into(), ..RenderContext::default() };
-    user_net.config.insert("user.network-config".into(), "version: 1\nconfig: []\n".into());
+    keys.config
+        .insert("user.network-config".into(), "ignored: true".into());
+    let mut user_net = RenderContext {
+        name: "c2".into(),
+        ..RenderContext::default()
+    };
+    user_net.config.insert(
+        "user.network-config".into(),
+        "version: 1\nconfig: []\n".into(),
+    );
     vec![
         ("container", RenderContext::default()),
         ("vm-user-data", vm),
@@ -208,7 +246,11 @@ fn template_sets_agree_with_pongo2() {
                 let mut ctx = base.clone();
                 ctx.path = f.path.into();
                 ctx.trigger = f.when[0].into();
-                ctx.properties = f.properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                ctx.properties = f
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 let dir = root().join(format!("tests/golden/render/sets/{}/{cname}", set.name()));
                 inputs.push((dir, f.name, f.text, ctx));
             }
@@ -216,7 +258,12 @@ fn template_sets_agree_with_pongo2() {
     }
     let cases: Vec<GoCase> = inputs
         .iter()
-        .map(|(d, n, t, c)| GoCase { name: format!("{}/{n}", d.display()), template: t, context: c, raw: false })
+        .map(|(d, n, t, c)| GoCase {
+            name: format!("{}/{n}", d.display()),
+            template: t,
+            context: c,
+            raw: false,
+        })
         .collect();
     let go = pongo2(&cases);
     for ((dir, name, text, ctx), g) in inputs.iter().zip(&go) {
@@ -227,11 +274,20 @@ fn template_sets_agree_with_pongo2() {
         golden(dir, name, g, lxdimg(text, ctx));
     }
     // What the sets are for: the hostname is the instance's, cloud-init gets the user's data.
-    let host = std::fs::read_to_string(root().join("tests/golden/render/sets/basic/vm-user-data/hostname.tpl.out")).unwrap();
+    let host = std::fs::read_to_string(
+        root().join("tests/golden/render/sets/basic/vm-user-data/hostname.tpl.out"),
+    )
+    .unwrap();
     assert_eq!(host, "vm1\n");
-    let ud = std::fs::read_to_string(root().join("tests/golden/render/sets/cloud-init/vm-user-data/cloud-init-user.tpl.out")).unwrap();
+    let ud = std::fs::read_to_string(
+        root().join("tests/golden/render/sets/cloud-init/vm-user-data/cloud-init-user.tpl.out"),
+    )
+    .unwrap();
     assert_eq!(ud, "#cloud-config\npackages:\n  - htop\n");
-    let net = std::fs::read_to_string(root().join("tests/golden/render/sets/cloud-init/vm-user-data/cloud-init-network.tpl.out")).unwrap();
+    let net = std::fs::read_to_string(
+        root().join("tests/golden/render/sets/cloud-init/vm-user-data/cloud-init-network.tpl.out"),
+    )
+    .unwrap();
     assert!(net.contains("name: enp5s0"), "{net}");
     for f in sets::files(TemplateSet::CloudInit) {
         check_lxd(f.text).unwrap();
@@ -261,26 +317,91 @@ impl Gen {
         if self.clean {
             return self
                 .pick(&[
-                    "container.name", "instance.type", "container.privileged",
-                    "config_get(\"user.a\", \"d\")", "config_get(\"user.nl\", properties.default)",
-                    "properties.default", "config.x", "devices.eth0.type", "forloop.Counter",
-                    "forloop.Last", "x", "y", "1", "2.5", "\"s\"", "\"a,b,c\"", "\"<b>&'\"", "true",
-                    "nosuch", "trigger", "\"Élan ß straße\"", "\"3.75\"",
+                    "container.name",
+                    "instance.type",
+                    "container.privileged",
+                    "config_get(\"user.a\", \"d\")",
+                    "config_get(\"user.nl\", properties.default)",
+                    "properties.default",
+                    "config.x",
+                    "devices.eth0.type",
+                    "forloop.Counter",
+                    "forloop.Last",
+                    "x",
+                    "y",
+                    "1",
+                    "2.5",
+                    "\"s\"",
+                    "\"a,b,c\"",
+                    "\"<b>&'\"",
+                    "true",
+                    "nosuch",
+                    "trigger",
+                    "\"Élan ß straße\"",
+                    "\"3.75\"",
                 ])
                 .to_string();
         }
         self.pick(&[
-            "container.name", "instance.type", "container.privileged", "container.ephemeral",
-            "config_get(\"user.a\", \"d\")", "config_get(\"user.nl\", properties.default)",
-            "config_get(\"k\")", "config_get(1, 2, 3)", "properties.default", "config.x",
-            "config.nosuch", "devices.eth0.type", "devices.eth0", "forloop.Counter",
-            "forloop.Counter0", "forloop.Revcounter", "forloop.First", "forloop.Last",
-            "forloop.Parentloop.Counter", "x", "y", "z", "k", "v", "1", "0", "2.5", "10", "-3",
-            "\"s\"", "'q'", "\"\"", "\"a,b,c\"", "\"<b>&'\"", "true", "false", "nosuch",
-            "container.name.0", "container.name.9", "container", "config", "config.x.y",
-            "trigger", "path", "pongo2.version", "\"Élan ß straße\"", "\"  a  b  \"",
-            "\"3.75\"", "\"12abc\"", "\"x\\\"y\"", "container.name()", "config_get",
-            "(1 + 2)", "\"a\nb\"", "in", "not", "and", "7 /", ")",
+            "container.name",
+            "instance.type",
+            "container.privileged",
+            "container.ephemeral",
+            "config_get(\"user.a\", \"d\")",
+            "config_get(\"user.nl\", properties.default)",
+            "config_get(\"k\")",
+            "config_get(1, 2, 3)",
+            "properties.default",
+            "config.x",
+            "config.nosuch",
+            "devices.eth0.type",
+            "devices.eth0",
+            "forloop.Counter",
+            "forloop.Counter0",
+            "forloop.Revcounter",
+            "forloop.First",
+            "forloop.Last",
+            "forloop.Parentloop.Counter",
+            "x",
+            "y",
+            "z",
+            "k",
+            "v",
+            "1",
+            "0",
+            "2.5",
+            "10",
+            "-3",
+            "\"s\"",
+            "'q'",
+            "\"\"",
+            "\"a,b,c\"",
+            "\"<b>&'\"",
+            "true",
+            "false",
+            "nosuch",
+            "container.name.0",
+            "container.name.9",
+            "container",
+            "config",
+            "config.x.y",
+            "trigger",
+            "path",
+            "pongo2.version",
+            "\"Élan ß straße\"",
+            "\"  a  b  \"",
+            "\"3.75\"",
+            "\"12abc\"",
+            "\"x\\\"y\"",
+            "container.name()",
+            "config_get",
+            "(1 + 2)",
+            "\"a\nb\"",
+            "in",
+            "not",
+            "and",
+            "7 /",
+            ")",
         ])
         .to_string()
     }
@@ -288,29 +409,110 @@ impl Gen {
     fn filter(&mut self) -> String {
         if self.clean {
             let f = self.pick(&[
-                "upper", "lower", "capfirst", "title", "length", "first", "last", "join:\",\"",
-                "add:\"-\"", "add:3", "cut:\"a\"", "default:\"dflt\"", "escape", "safe",
-                "center:9", "ljust:6", "rjust:6", "yesno", "yesno:\"on,off\"", "truncatechars:4",
-                "truncatewords:1", "wordcount", "striptags", "linebreaksbr", "make_list",
-                "split:\",\"", "slice:\"1:3\"", "floatformat:2", "integer", "float",
-                "divisibleby:2", "urlencode", "escapejs", "addslashes", "length_is:3",
+                "upper",
+                "lower",
+                "capfirst",
+                "title",
+                "length",
+                "first",
+                "last",
+                "join:\",\"",
+                "add:\"-\"",
+                "add:3",
+                "cut:\"a\"",
+                "default:\"dflt\"",
+                "escape",
+                "safe",
+                "center:9",
+                "ljust:6",
+                "rjust:6",
+                "yesno",
+                "yesno:\"on,off\"",
+                "truncatechars:4",
+                "truncatewords:1",
+                "wordcount",
+                "striptags",
+                "linebreaksbr",
+                "make_list",
+                "split:\",\"",
+                "slice:\"1:3\"",
+                "floatformat:2",
+                "integer",
+                "float",
+                "divisibleby:2",
+                "urlencode",
+                "escapejs",
+                "addslashes",
+                "length_is:3",
             ]);
             return f.to_string();
         }
         let f = self.pick(&[
-            "upper", "lower", "capfirst", "title", "length", "first", "last", "join", "add",
-            "cut", "default", "default_if_none", "escape", "safe", "escapejs", "addslashes",
-            "center", "ljust", "rjust", "yesno", "truncatechars", "truncatewords", "wordcount",
-            "wordwrap", "striptags", "linebreaks", "linebreaksbr", "linenumbers", "make_list",
-            "split", "slice", "floatformat", "float", "integer", "divisibleby", "get_digit",
-            "length_is", "pluralize", "urlencode", "iriencode", "phone2numeric", "date",
-            "nosuchfilter", "Upper",
+            "upper",
+            "lower",
+            "capfirst",
+            "title",
+            "length",
+            "first",
+            "last",
+            "join",
+            "add",
+            "cut",
+            "default",
+            "default_if_none",
+            "escape",
+            "safe",
+            "escapejs",
+            "addslashes",
+            "center",
+            "ljust",
+            "rjust",
+            "yesno",
+            "truncatechars",
+            "truncatewords",
+            "wordcount",
+            "wordwrap",
+            "striptags",
+            "linebreaks",
+            "linebreaksbr",
+            "linenumbers",
+            "make_list",
+            "split",
+            "slice",
+            "floatformat",
+            "float",
+            "integer",
+            "divisibleby",
+            "get_digit",
+            "length_is",
+            "pluralize",
+            "urlencode",
+            "iriencode",
+            "phone2numeric",
+            "date",
+            "nosuchfilter",
+            "Upper",
         ]);
         if self.chance(2) {
             let arg = self.pick(&[
-                "\",\"", "\"-\"", "3", "0", "-2", "10", "\"1:3\"", "\":2\"", "\"a\"",
-                "\"yes,no\"", "\"y,n,m\"", "\"one\"", "2.5", "x", "container.name", "\"s,es\"",
-                "\"x,y,z,w\"", "true",
+                "\",\"",
+                "\"-\"",
+                "3",
+                "0",
+                "-2",
+                "10",
+                "\"1:3\"",
+                "\":2\"",
+                "\"a\"",
+                "\"yes,no\"",
+                "\"y,n,m\"",
+                "\"one\"",
+                "2.5",
+                "x",
+                "container.name",
+                "\"s,es\"",
+                "\"x,y,z,w\"",
+                "true",
             ]);
             format!("{f}:{arg}")
         } else {
@@ -357,10 +559,18 @@ impl Gen {
                     let e = self.expr(2);
                     let body = self.expr(1);
                     let (alt, end) = if self.clean {
-                        (self.pick(&["", "{% else %}no", "{% elif x %}e{% else %}n"]), "{% endif %}")
+                        (
+                            self.pick(&["", "{% else %}no", "{% elif x %}e{% else %}n"]),
+                            "{% endif %}",
+                        )
                     } else {
                         (
-                            self.pick(&["", "{% else %}no", "{% elif x %}e{% else %}n", "{% elif %}"]),
+                            self.pick(&[
+                                "",
+                                "{% else %}no",
+                                "{% elif x %}e{% else %}n",
+                                "{% elif %}",
+                            ]),
                             self.pick(&["{% endif %}", "{% endif %}", "{% endif x %}", ""]),
                         )
                     };
@@ -368,11 +578,30 @@ impl Gen {
                 }
                 4 => {
                     let over = self.pick(&[
-                        "\"abc\"", "config", "devices", "devices.eth0", "\"a,b\"|split:\",\"",
-                        "x", "container.name|make_list", "3", "\"héllo\"", "\"\"", "properties",
+                        "\"abc\"",
+                        "config",
+                        "devices",
+                        "devices.eth0",
+                        "\"a,b\"|split:\",\"",
+                        "x",
+                        "container.name|make_list",
+                        "3",
+                        "\"héllo\"",
+                        "\"\"",
+                        "properties",
                     ]);
-                    let vars = if self.clean { self.pick(&["x", "k, v"]) } else { self.pick(&["x", "k, v", "x,", "1"]) };
-                    let mods = self.pick(&["", " sorted", " reversed", " reversed sorted", " sorted reversed"]);
+                    let vars = if self.clean {
+                        self.pick(&["x", "k, v"])
+                    } else {
+                        self.pick(&["x", "k, v", "x,", "1"])
+                    };
+                    let mods = self.pick(&[
+                        "",
+                        " sorted",
+                        " reversed",
+                        " reversed sorted",
+                        " sorted reversed",
+                    ]);
                     let body = self.pick(&[
                         "{{ forloop.Counter }}:{{ x }}{{ k }}={{ v }};",
                         "{% for y in \"ab\" %}{{ forloop.Parentloop.Counter }}{{ y }}{% endfor %}",
@@ -390,16 +619,25 @@ impl Gen {
                     format!("{{% for {vars} in {over}{mods} %}}{body}{empty}{end}")
                 }
                 5 => {
-                    let mode = if self.clean { self.pick(&["on", "off"]) } else { self.pick(&["on", "off", "", "maybe"]) };
+                    let mode = if self.clean {
+                        self.pick(&["on", "off"])
+                    } else {
+                        self.pick(&["on", "off", "", "maybe"])
+                    };
                     let e = self.expr(1);
                     format!("{{% autoescape {mode} %}}{{{{ {e} }}}}{{% endautoescape %}}")
                 }
                 6 if clean => "{# c #}{% comment %}x{% endcomment %}".to_string(),
                 6 => self
                     .pick(&[
-                        "{# a comment #}", "{# open", "{# a\nb #}", "{% comment %}x{% endcomment %}",
-                        "{% verbatim %}{{ raw }}{% endverbatim %}", "{% verbatim %}open",
-                        "{% templatetag openblock %}", "{% templatetag nosuch %}",
+                        "{# a comment #}",
+                        "{# open",
+                        "{# a\nb #}",
+                        "{% comment %}x{% endcomment %}",
+                        "{% verbatim %}{{ raw }}{% endverbatim %}",
+                        "{% verbatim %}open",
+                        "{% templatetag openblock %}",
+                        "{% templatetag nosuch %}",
                     ])
                     .to_string(),
                 7 => {
@@ -409,22 +647,51 @@ impl Gen {
                 8 => {
                     let e = self.expr(1);
                     let f = self.expr(1);
-                    format!("{{% with z={e} %}}{{{{ z }}}}{{% endwith %}}{{% firstof {f} \"<i>\" %}}")
+                    format!(
+                        "{{% with z={e} %}}{{{{ z }}}}{{% endwith %}}{{% firstof {f} \"<i>\" %}}"
+                    )
                 }
                 9 => self
                     .pick(&[
-                        "{% include \"a\" %}", "{% extends \"a\" %}", "{% import \"a\" m %}",
-                        "{% ssi \"/etc/passwd\" %}", "{% nosuchtag %}", "{% endif %}", "{% else %}",
-                        "{% %}", "{% 1 %}", "{{ }}", "{{", "}}", "{%", "%}", "{{ a\nb }}",
-                        "{{ \"open }}", "{{ \"\\q\" }}", "{{ a.\"b\" }}", "{{ a. }}",
-                        "{{ 99999999999999999999 }}", "{{ 1.x }}", "{{ x|default: }}",
-                        "{{ x| }}", "{{ f(1 }}", "{{ f(1 2) }}", "{{ (1 }}", "{{ @ }}",
-                        "{% filter upper|lower %}Ab{% endfilter %}", "{% filter yesno:\"a\" %}x{% endfilter %}",
+                        "{% include \"a\" %}",
+                        "{% extends \"a\" %}",
+                        "{% import \"a\" m %}",
+                        "{% ssi \"/etc/passwd\" %}",
+                        "{% nosuchtag %}",
+                        "{% endif %}",
+                        "{% else %}",
+                        "{% %}",
+                        "{% 1 %}",
+                        "{{ }}",
+                        "{{",
+                        "}}",
+                        "{%",
+                        "%}",
+                        "{{ a\nb }}",
+                        "{{ \"open }}",
+                        "{{ \"\\q\" }}",
+                        "{{ a.\"b\" }}",
+                        "{{ a. }}",
+                        "{{ 99999999999999999999 }}",
+                        "{{ 1.x }}",
+                        "{{ x|default: }}",
+                        "{{ x| }}",
+                        "{{ f(1 }}",
+                        "{{ f(1 2) }}",
+                        "{{ (1 }}",
+                        "{{ @ }}",
+                        "{% filter upper|lower %}Ab{% endfilter %}",
+                        "{% filter yesno:\"a\" %}x{% endfilter %}",
                         "{% ifequal 1 1 %}eq{% else %}ne{% endifequal %}",
-                        "{% ifnotequal x \"a\" %}ne{% endifnotequal %}", "{% endautoescape %}",
+                        "{% ifnotequal x \"a\" %}ne{% endifnotequal %}",
+                        "{% endautoescape %}",
                     ])
                     .to_string(),
-                10 => self.pick(&["a", " ", "\n", "\t", "é", "<b>", "&", "{", "}", "#", "%", "-", "'"]).to_string(),
+                10 => self
+                    .pick(&[
+                        "a", " ", "\n", "\t", "é", "<b>", "&", "{", "}", "#", "%", "-", "'",
+                    ])
+                    .to_string(),
                 11 => format!("{{% if {} %}}", self.expr(1)),
                 12 => "{% endif %}".to_string(),
                 _ => format!("{{{{ {} }}}}", self.expr(3)),
@@ -436,7 +703,10 @@ impl Gen {
 }
 
 fn generated_context() -> RenderContext {
-    let mut c = RenderContext { name: "héllo-1".into(), ..RenderContext::default() };
+    let mut c = RenderContext {
+        name: "héllo-1".into(),
+        ..RenderContext::default()
+    };
     c.config.insert("user.a".into(), "A<&>\r\n".into());
     c.config.insert("user.nl".into(), "line1\nline2\n\n".into());
     c.config.insert("x".into(), "3".into());
@@ -445,7 +715,8 @@ fn generated_context() -> RenderContext {
     eth0.insert("type".to_string(), "nic".to_string());
     eth0.insert("nictype".to_string(), "bridged".to_string());
     c.devices.insert("eth0".into(), eth0);
-    c.properties.insert("default".into(), "#cloud-config\n{}".into());
+    c.properties
+        .insert("default".into(), "#cloud-config\n{}".into());
     c.path = "/etc/hostname".into();
     c
 }
@@ -453,12 +724,20 @@ fn generated_context() -> RenderContext {
 #[test]
 fn generated_templates_agree_with_pongo2() {
     let ctx = generated_context();
-    let mut g = Gen { state: 0x9e37_79b9_7f4a_7c15, clean: false };
+    let mut g = Gen {
+        state: 0x9e37_79b9_7f4a_7c15,
+        clean: false,
+    };
     let templates: Vec<String> = (0..4000).map(|_| g.template()).collect();
     let cases: Vec<GoCase> = templates
         .iter()
         .enumerate()
-        .map(|(i, t)| GoCase { name: i.to_string(), template: t, context: &ctx, raw: false })
+        .map(|(i, t)| GoCase {
+            name: i.to_string(),
+            template: t,
+            context: &ctx,
+            raw: false,
+        })
         .collect();
     let go = pongo2(&cases);
     let (mut same, mut declined, mut unordered, mut rendered, mut failed) = (0, 0, 0, 0, 0);
@@ -478,7 +757,9 @@ fn generated_templates_agree_with_pongo2() {
         };
         let agree = match (&ours, g) {
             // Go's panic texts vary with the slice expression; that it panics is what counts.
-            (Err(a), Err(b)) if a.starts_with("Panic while") && b.starts_with("Panic while") => true,
+            (Err(a), Err(b)) if a.starts_with("Panic while") && b.starts_with("Panic while") => {
+                true
+            }
             (a, b) => a == b,
         };
         if agree {
@@ -489,7 +770,9 @@ fn generated_templates_agree_with_pongo2() {
                 failed += 1
             }
         } else {
-            diffs.push(format!("template {t:?}\n  pongo2: {g:?}\n  lxdimg: {ours:?}"));
+            diffs.push(format!(
+                "template {t:?}\n  pongo2: {g:?}\n  lxdimg: {ours:?}"
+            ));
         }
     }
     eprintln!(
@@ -497,8 +780,16 @@ fn generated_templates_agree_with_pongo2() {
         templates.len(),
         diffs.len()
     );
-    assert!(diffs.is_empty(), "{} differences, first ones:\n{}", diffs.len(), diffs[..diffs.len().min(8)].join("\n"));
-    assert!(rendered >= 600 && failed >= 600, "too few of a kind: {rendered} rendered, {failed} errors");
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first ones:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(8)].join("\n")
+    );
+    assert!(
+        rendered >= 600 && failed >= 600,
+        "too few of a kind: {rendered} rendered, {failed} errors"
+    );
     assert!(declined * 20 < templates.len(), "{declined} declined");
 }
 
@@ -506,20 +797,49 @@ fn generated_templates_agree_with_pongo2() {
 fn errors_are_positioned_in_the_template_file() {
     let ctx = RenderContext::default();
     for (text, line, col, needle) in [
-        ("{% include \"x\" %}", 1, 4, "Usage of tag 'include' is not allowed"),
+        (
+            "{% include \"x\" %}",
+            1,
+            4,
+            "Usage of tag 'include' is not allowed",
+        ),
         ("ok\nok\n  {% nosuch %}\n", 3, 6, "Tag 'nosuch' not found"),
         ("{{ a|nosuch }}", 1, 6, "Filter 'nosuch' does not exist."),
         // LXD's closing `{% endautoescape %}` is what pongo2 finds where `endif` is missing.
         ("{% if a %}\nx\n", 3, 1, "Tag 'endautoescape' not found"),
-        ("a\n{# x\n#}", 2, 1, "Newline not permitted in a single-line comment."),
-        ("{{ x|yesno:\"a\" }}", 1, 6, "You must pass either no or at least 2 arguments"),
-        ("{{ config_get(\"a\") }}", 1, 4, "Function input argument count (2) of 'config_get'"),
-        ("{% for x in y %}{% endfor z %}", 1, 27, "Arguments not allowed here."),
+        (
+            "a\n{# x\n#}",
+            2,
+            1,
+            "Newline not permitted in a single-line comment.",
+        ),
+        (
+            "{{ x|yesno:\"a\" }}",
+            1,
+            6,
+            "You must pass either no or at least 2 arguments",
+        ),
+        (
+            "{{ config_get(\"a\") }}",
+            1,
+            4,
+            "Function input argument count (2) of 'config_get'",
+        ),
+        (
+            "{% for x in y %}{% endfor z %}",
+            1,
+            27,
+            "Arguments not allowed here.",
+        ),
     ] {
         let e = render_lxd(text, &ctx).unwrap_err();
         assert_eq!((e.line, e.col), (line, col), "{text:?}: {e}");
         assert!(e.message.contains(needle), "{text:?}: {}", e.message);
-        assert!(e.message.starts_with("Failed to render template: [Error"), "{}", e.message);
+        assert!(
+            e.message.starts_with("Failed to render template: [Error"),
+            "{}",
+            e.message
+        );
     }
     // pongo2 loops for ever on this one; lxdimg says so.
     let e = check_lxd("{% comment %}x{% endcomment y %}").unwrap_err();
@@ -544,4 +864,101 @@ fn hostile_templates_stop_at_the_bounds() {
         assert!(e.message.contains(what), "{what}: {}", e.message);
         assert!(t0.elapsed().as_secs() < 20, "{what} took {:?}", t0.elapsed());
     }
+}
+
+mod common;
+
+/// A split image's metadata tarball with these templates (`name`, text, triggers).
+fn metadata_with(templates: &[(&str, &[u8], &str)]) -> Vec<u8> {
+    use common::Member;
+    let mut meta = String::from("architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: debian\n  release: bookworm\n  description: d\ntemplates:\n");
+    for (name, _, when) in templates {
+        meta.push_str(&format!(
+            "  /etc/{name}:\n    when: [{when}]\n    template: {name}\n"
+        ));
+    }
+    let paths: Vec<String> = templates
+        .iter()
+        .map(|(n, _, _)| format!("templates/{n}"))
+        .collect();
+    let mut members = vec![
+        Member::File("metadata.yaml", meta.as_bytes()),
+        Member::Dir("templates"),
+    ];
+    for ((_, text, _), p) in templates.iter().zip(&paths) {
+        members.push(Member::File(p, text));
+    }
+    common::tar(&members, common::TarFlavor::Gnu)
+}
+
+#[test]
+fn inspection_reports_template_syntax() {
+    let big = format!("{{% if %}}{}", "x".repeat(1 << 20));
+    let meta = metadata_with(&[
+        ("ok.tpl", b"{{ container.name }}\n", "create"),
+        (
+            "broken.tpl",
+            b"line one\n{% if container.name %}\n{% endfor %}\n",
+            "create, copy",
+        ),
+        ("filter.tpl", b"{{ container.name|shout }}", "bogus"),
+        (
+            "cloud.tpl",
+            sets::files(TemplateSet::CloudInit)[5].text.as_bytes(),
+            "create",
+        ),
+        ("big.tpl", big.as_bytes(), "start"),
+    ]);
+    let rootfs = common::gzip(&common::tar(
+        &[common::Member::Dir("etc")],
+        common::TarFlavor::Gnu,
+    ));
+    let report = common::inspect(&[&meta, &rootfs]);
+    let syntax: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.code == "template-syntax")
+        .collect();
+    assert_eq!(syntax.len(), 2, "{syntax:#?}");
+    let broken = syntax
+        .iter()
+        .find(|f| f.entry.as_deref() == Some("templates/broken.tpl"))
+        .unwrap();
+    assert_eq!(broken.severity, lxdimg::Severity::Error);
+    assert!(
+        broken.message.starts_with("templates/broken.tpl, line 3 column 4: pongo2 refuses it: Failed to render template: [Error (where: parser) in <string> | Line 3 Col 4 near 'endfor'] Tag 'endfor' not found"),
+        "{}",
+        broken.message
+    );
+    let filter = syntax
+        .iter()
+        .find(|f| f.entry.as_deref() == Some("templates/filter.tpl"))
+        .unwrap();
+    assert_eq!(
+        filter.severity,
+        lxdimg::Severity::Warning,
+        "no rule fires it"
+    );
+    assert!(
+        filter.message.contains("line 1 column 17")
+            && filter.message.contains("Filter 'shout' does not exist."),
+        "{}",
+        filter.message
+    );
+    // The 1 MiB template is kept cut and not judged.
+    let big = report
+        .templates
+        .iter()
+        .find(|t| t.template == "big.tpl")
+        .unwrap();
+    assert!(big.text_truncated && big.text.as_ref().unwrap().len() == 1 << 20);
+    assert!(
+        report.findings.iter().any(|f| f.code == "template-syntax")
+            && !report
+                .findings
+                .iter()
+                .any(|f| f.entry.as_deref() == Some("templates/big.tpl")
+                    && f.code == "template-syntax")
+    );
+    assert!(lxdimg::FindingCode::TemplateSyntax.breaks_first_start());
 }

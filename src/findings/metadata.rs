@@ -181,6 +181,8 @@ pub(crate) fn template_reports(
         return list;
     };
     let mut used = std::collections::BTreeSet::new();
+    // Template files whose syntax was checked, with whether a rule using them fires.
+    let mut checked: std::collections::BTreeMap<String, bool> = Default::default();
     for (path, t) in templates {
         let Some(t) = t else {
             out.add(
@@ -242,6 +244,10 @@ pub(crate) fn template_reports(
             .entry(format!("templates/{}", t.template));
         }
         used.insert(t.template.clone());
+        let fires = when.iter().any(|w| TRIGGERS.contains(&w.as_str()));
+        if file.is_some_and(|f| f.regular && !f.truncated()) {
+            *checked.entry(t.template.clone()).or_default() |= fires;
+        }
         list.push(TemplateReport {
             path: path.clone(),
             when,
@@ -253,6 +259,42 @@ pub(crate) fn template_reports(
             text: file.map(|f| String::from_utf8_lossy(&f.data).into_owned()),
             text_truncated: file.is_some_and(|f| f.truncated()),
         });
+    }
+    for (name, fires) in &checked {
+        let text = crate::template::text_of(&c.templates[name].data);
+        let Err(e) = crate::template::check_lxd(&text) else {
+            continue;
+        };
+        if e.kind() != crate::template::Kind::Syntax {
+            continue; // lxdimg's own limits or a tag it does not render: no verdict
+        }
+        let at = if e.line > 0 {
+            format!(", line {} column {}", e.line, e.col)
+        } else {
+            String::new()
+        };
+        let hint = e
+            .hint
+            .as_deref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let when = if *fires {
+            "when LXD applies it, the instance's start fails with this error"
+        } else {
+            "no rule using it has a trigger LXD fires, so LXD never applies it"
+        };
+        let add = out
+            .add(
+                C::TemplateSyntax,
+                format!(
+                    "templates/{name}{at}: pongo2 refuses it: {}{hint}; {when}",
+                    e.message
+                ),
+            )
+            .entry(format!("templates/{name}"));
+        if !fires {
+            add.severity(crate::codes::Severity::Warning);
+        }
     }
     for name in c.templates.keys().filter(|n| !used.contains(*n)) {
         out.add(

@@ -198,6 +198,8 @@ export default {
   "finding.template-file-not-regular.explain": "A file in templates/ is a link or special file. LXD reads template files as plain files, and newer LXD refuses symlinked templates; store the file itself.",
   "finding.template-file-unused.title": "Unused template file",
   "finding.template-file-unused.explain": "A file in templates/ is not used by any template rule. It does no harm; it may be left over or the rule may name it wrongly.",
+  "finding.template-syntax.title": "Template LXD cannot parse",
+  "finding.template-syntax.explain": "LXD renders each template with the pongo2 engine when it applies the rule (at create, copy, rename or start). pongo2 refuses this template's syntax, so the instance's start fails with the error shown. Fix the line named; the template preview shows the result once it parses.",
   "finding.os-release-mismatch.title": "os/release differ from the rootfs",
   "finding.os-release-mismatch.explain": "The os or release property in metadata.yaml does not match /etc/os-release in the root filesystem. The image works, but it is described as something it is not.",
   "finding.rootfs-unsupported.title": "Root filesystem in a format LXD does not unpack",

@@ -197,6 +197,8 @@ export default {
   "finding.template-file-not-regular.explain": "templates/ 中的某个文件是链接或特殊文件。LXD 把模板文件当作普通文件读取，较新的 LXD 会拒绝符号链接的模板；请存放文件本身。",
   "finding.template-file-unused.title": "未使用的模板文件",
   "finding.template-file-unused.explain": "templates/ 中的某个文件没有被任何模板规则使用。它没有害处；可能是遗留文件，也可能是规则中的文件名写错了。",
+  "finding.template-syntax.title": "LXD 无法解析的模板",
+  "finding.template-syntax.explain": "LXD 在应用模板规则时（create、copy、rename 或 start）用 pongo2 引擎渲染每个模板。pongo2 拒绝了这个模板的语法，因此实例启动会失败，并报出所示的错误。请修改所指出的那一行；模板能够解析后，模板预览会显示渲染结果。",
   "finding.os-release-mismatch.title": "os/release 与根文件系统不一致",
   "finding.os-release-mismatch.explain": "metadata.yaml 中的 os 或 release 属性与根文件系统中的 /etc/os-release 不一致。镜像可以使用，但它的描述与实际不符。",
   "finding.rootfs-unsupported.title": "LXD 无法解包的根文件系统格式",
