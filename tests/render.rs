@@ -940,7 +940,7 @@ fn inspection_reports_template_syntax() {
         "no rule fires it"
     );
     assert!(
-        filter.message.contains("line 1 column 17")
+        filter.message.contains("line 1 column 19")
             && filter.message.contains("Filter 'shout' does not exist."),
         "{}",
         filter.message
