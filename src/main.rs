@@ -15,6 +15,9 @@ mod publish;
 mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod render_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -100,6 +103,12 @@ mod cli {
         /// Incus clients: `lxc remote add NAME URL --protocol simplestreams`).
         #[command(subcommand)]
         Stream(crate::stream::cli::StreamCommand),
+        /// Render each template of an image as LXD would at a trigger (default `create`), for an
+        /// instance given here: the target path, the template and the rendered file.
+        ///
+        /// Exit status: 0 when every template renders, 1 when one fails (its file, line and LXD's
+        /// error are printed), 2 on usage or I/O errors.
+        Render(crate::render_cli::RenderArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -238,6 +247,7 @@ mod cli {
                 }
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
+            Command::Render(a) => crate::render_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())

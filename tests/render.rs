@@ -962,3 +962,87 @@ fn inspection_reports_template_syntax() {
     );
     assert!(lxdimg::FindingCode::TemplateSyntax.breaks_first_start());
 }
+
+#[test]
+fn cli_renders_the_templates_of_an_image() {
+    let meta = metadata_with(&[
+        ("hostname.tpl", sets::files(TemplateSet::Basic)[0].text.as_bytes(), "create, copy"),
+        ("user.tpl", b"{{ config_get(\"user.user-data\", \"none\") }} {{ devices.eth0.nictype }} {{ instance.type }}\n", "create"),
+        ("motd.tpl", b"{{ trigger }} {{ config_get(\"image.os\", \"\") }}\n", "start"),
+        ("bad.tpl", b"a\n{% if x %}", "copy"),
+    ]);
+    let rootfs = common::gzip(&common::tar(
+        &[common::Member::Dir("etc")],
+        common::TarFlavor::Gnu,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("meta.tar"), &meta).unwrap();
+    std::fs::write(dir.path().join("rootfs.tar.gz"), &rootfs).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lxdimg"))
+            .arg("render")
+            .args(args)
+            .arg(dir.path().join("meta.tar"))
+            .arg(dir.path().join("rootfs.tar.gz"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, out, _) = run(&[
+        "--name",
+        "web1",
+        "--config",
+        "user.user-data=#cloud-config",
+        "--device",
+        "eth0,type=nic,nictype=macvlan",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let outputs: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["path"].as_str().unwrap(), r["output"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            ("/etc/hostname.tpl", "web1\n"),
+            ("/etc/user.tpl", "#cloud-config macvlan container\n")
+        ]
+    );
+    let (code, out, _) = run(&[
+        "--name",
+        "web1",
+        "--trigger",
+        "start",
+        "--type",
+        "virtual-machine",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("--- rendered\nstart debian\n"), "{out}");
+    let (code, out, _) = run(&["--name", "web1", "--trigger", "copy"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("templates/bad.tpl line 2 column 11: Failed to render template: [Error (where: parser) in <string> | Line 2 Col 14 near 'endautoescape'] Tag 'endautoescape' not found"), "{out}");
+    assert!(out.contains("--- rendered\nweb1\n"), "{out}");
+    let (code, _, err) = run(&["--name", "web1", "--trigger", "rename"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no template rule of this image has the trigger \"rename\""),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--name", "web1", "--device", "eth0"]);
+    assert_eq!(
+        (code, err.contains("--device")),
+        (Some(0), false),
+        "a device without keys is allowed"
+    );
+    let (code, _, err) = run(&["--name", "web1", "--config", "novalue"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("expected KEY=VALUE"), "{err}");
+}

@@ -214,7 +214,7 @@ fn position(text: &str, e: &RenderError) -> (u32, u32, bool) {
 fn located(text: &str, error: RenderError) -> TemplateError {
     let (line, col, in_suffix) = position(text, &error);
     let hint = (in_suffix && error.kind == Kind::Syntax).then(|| {
-        "the end of the file was reached inside a block ({% if %}, {% for %}, …) that is not closed: LXD wraps the template in {% autoescape off %}…{% endautoescape %}, so pongo2 names that closing tag".to_string()
+        "the error is at the end of the file, where LXD appends {% endautoescape %} to the template (it wraps it in {% autoescape off %}…{% endautoescape %}): a block ({% if %}, {% for %}, …) or a tag is not closed".to_string()
     });
     let message = match error.kind {
         // LXD 5.0.2 does not recover a panic in pongo2 (the daemon dies); newer LXD does.
