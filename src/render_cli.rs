@@ -75,15 +75,10 @@ fn bad(msg: String) -> io::Error {
 }
 
 fn context(a: &RenderArgs, report: &lxdimg::Report) -> io::Result<RenderContext> {
-    let mut config = BTreeMap::new();
-    if let Some(m) = &report.metadata {
-        for (k, v) in &m.properties {
-            config.insert(format!("image.{k}"), v.clone());
-        }
-    }
-    if let Some(fp) = &report.fingerprint {
-        config.insert("volatile.base_image".into(), fp.clone());
-    }
+    let mut config = lxdimg::template::image_config(
+        &report.metadata.as_ref().map(|m| m.properties.clone()).unwrap_or_default(),
+        report.fingerprint.as_deref(),
+    );
     for kv in &a.config {
         let (k, v) = kv
             .split_once('=')

@@ -426,3 +426,104 @@ pub fn simplestreams_index(products_json: &str, updated: &str) -> Result<String,
     );
     Ok(serde_json::to_string_pretty(&index)? + "\n")
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_RENDER: &'static str = r#"
+/** The instance a template is rendered for (`renderTemplate`); every field may be left out. */
+export interface TemplateContext {
+  /** `container.name` (default "c1"). */
+  name?: string;
+  /** "container" (default) or "virtual-machine". */
+  type?: string;
+  /** LXD's architecture name (default "x86_64"). */
+  architecture?: string;
+  ephemeral?: boolean;
+  /** The instance's expanded config (`config`, `config_get`). */
+  config?: Record<string, string>;
+  /** The instance's expanded devices. */
+  devices?: Record<string, Record<string, string>>;
+  /** The template rule's `properties`. */
+  properties?: Record<string, string>;
+}
+/** A rendered template, or why it cannot be (`error`: file line/column, LXD's text, its kind). */
+export interface TemplateResult {
+  output?: string;
+  notes?: string[];
+  error?: { kind: "syntax" | "execution" | "unsupported" | "limit"; line: number; col: number; message: string; hint: string | null };
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "TemplateContext")]
+    pub type JsTemplateContext;
+    #[wasm_bindgen(typescript_type = "TemplateResult")]
+    pub type JsTemplateResult;
+    #[wasm_bindgen(typescript_type = "Record<string, string>")]
+    pub type JsStringMap;
+}
+
+/// Renders a template's text as LXD applies it at `trigger` to the target `path`, for the
+/// instance in `context` (see `TemplateContext`): `{output, notes}` or `{error}`. Bounded (output,
+/// steps and nesting); the template text is at most what the Report keeps (1 MiB).
+#[wasm_bindgen(js_name = renderTemplate)]
+pub fn render_template(
+    source: &str,
+    context: JsTemplateContext,
+    trigger: &str,
+    path: &str,
+) -> Result<JsTemplateResult, JsError> {
+    install_panic_hook();
+    let v = JsValue::from(context);
+    let mut ctx: crate::template::RenderContext = if v.is_undefined() || v.is_null() {
+        Default::default()
+    } else {
+        serde_wasm_bindgen::from_value(v)
+            .map_err(|e| JsError::new(&format!("invalid template context: {e}")))?
+    };
+    ctx.trigger = trigger.to_string();
+    ctx.path = path.to_string();
+    #[derive(Serialize)]
+    struct Out<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notes: Option<&'a [String]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Err<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Err<'a> {
+        kind: crate::template::Kind,
+        line: u32,
+        col: u32,
+        message: &'a str,
+        hint: Option<&'a str>,
+    }
+    let r = crate::template::render_lxd(source, &ctx);
+    let out = match &r {
+        Ok(r) => Out { output: Some(&r.output), notes: Some(&r.notes), error: None },
+        Err(e) => Out {
+            output: None,
+            notes: None,
+            error: Some(Err {
+                kind: e.kind(),
+                line: e.line,
+                col: e.col,
+                message: &e.message,
+                hint: e.hint.as_deref(),
+            }),
+        },
+    };
+    Ok(to_js(&out)?.unchecked_into())
+}
+
+/// The config keys LXD gives an instance created from the image: `image.<key>` for each image
+/// property, and `volatile.base_image` (the fingerprint, when given).
+#[wasm_bindgen(js_name = imageConfig)]
+pub fn image_config(properties: JsStringMap, fingerprint: Option<String>) -> Result<JsStringMap, JsError> {
+    let props: std::collections::BTreeMap<String, String> =
+        serde_wasm_bindgen::from_value(properties.into())
+            .map_err(|e| JsError::new(&format!("invalid properties: {e}")))?;
+    Ok(to_js(&crate::template::image_config(&props, fingerprint.as_deref()))?.unchecked_into())
+}

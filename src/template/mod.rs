@@ -85,6 +85,22 @@ impl Default for RenderContext {
     }
 }
 
+/// The config keys LXD gives an instance created from an image: each image property as
+/// `image.<key>`, and the fingerprint as `volatile.base_image`.
+pub fn image_config(
+    properties: &BTreeMap<String, String>,
+    fingerprint: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut config: BTreeMap<String, String> = properties
+        .iter()
+        .map(|(k, v)| (format!("image.{k}"), v.clone()))
+        .collect();
+    if let Some(fp) = fingerprint {
+        config.insert("volatile.base_image".into(), fp.to_string());
+    }
+    config
+}
+
 /// `shared.IsTrue`.
 fn is_true(v: Option<&String>) -> bool {
     v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
