@@ -502,7 +502,11 @@ pub fn render_template(
     }
     let r = crate::template::render_lxd(source, &ctx);
     let out = match &r {
-        Ok(r) => Out { output: Some(&r.output), notes: Some(&r.notes), error: None },
+        Ok(r) => Out {
+            output: Some(&r.output),
+            notes: Some(&r.notes),
+            error: None,
+        },
         Err(e) => Out {
             output: None,
             notes: None,
@@ -521,9 +525,16 @@ pub fn render_template(
 /// The config keys LXD gives an instance created from the image: `image.<key>` for each image
 /// property, and `volatile.base_image` (the fingerprint, when given).
 #[wasm_bindgen(js_name = imageConfig)]
-pub fn image_config(properties: JsStringMap, fingerprint: Option<String>) -> Result<JsStringMap, JsError> {
+pub fn image_config(
+    properties: JsStringMap,
+    fingerprint: Option<String>,
+) -> Result<JsStringMap, JsError> {
     let props: std::collections::BTreeMap<String, String> =
         serde_wasm_bindgen::from_value(properties.into())
             .map_err(|e| JsError::new(&format!("invalid properties: {e}")))?;
-    Ok(to_js(&crate::template::image_config(&props, fingerprint.as_deref()))?.unchecked_into())
+    Ok(to_js(&crate::template::image_config(
+        &props,
+        fingerprint.as_deref(),
+    ))?
+    .unchecked_into())
 }

@@ -9,6 +9,7 @@
 
 import { t, tNodes } from "./i18n.js";
 import { lxdErrorKey } from "./lxd-errors.js";
+import { templatePreview } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -432,6 +433,7 @@ function render(r, command, m) {
   });
   $("no-templates").hidden = r.templates.length > 0;
   $("templates").closest(".table-wrap").hidden = r.templates.length === 0;
+  templatePreview(r);
 
   // Each finding: its title and explanation in the page's language (catalogue
   // `finding.CODE.title`/`.explain`), and the core's message word for word.

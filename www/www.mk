@@ -93,3 +93,13 @@ i18n-fonts:
 
 test-i18n-browser: www-setup i18n-fonts wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/i18n.mjs
+
+# ---- the template preview (www/render.js) ------------------------------------------------------
+#   make test-render-browser  an image with templates dropped on the page in headless Chromium:
+#                             rendered beside their text, re-rendered on edits, compared with
+#                             `lxdimg render --json` (part of test-www)
+.PHONY: test-render-browser
+test-www: test-render-browser
+
+test-render-browser: www-setup wasm-pkg build
+	LXDIMG=$(LXDIMG) node $(BROWSER_TESTS)/render.mjs
