@@ -145,10 +145,14 @@ async function open(locale, { width = 1280, height = 900, url = base } = {}) {
   const context = await browser.newContext({ locale, viewport: { width, height } });
   const p = await context.newPage();
   const errors = [];
-  // A failed load is reported by its URL below (the image page has no favicon.ico: the browser's
-  // own request, not the page's).
+  // A failed load of the page's own files is reported by its URL below; the browser's favicon.ico
+  // request and the page's probes (fetch: e.g. /api/version, absent under www/serve.mjs) are not
+  // the page's files.
   p.on("console", (m) => m.type() === "error" && !/^Failed to load resource/.test(m.text()) && errors.push(m.text()));
-  p.on("response", (r) => r.status() >= 400 && !/\/favicon\.ico$/.test(r.url()) && errors.push(`${r.status()} ${r.url()}`));
+  p.on("response", (r) => {
+    const own = ["document", "script", "stylesheet", "image", "font"].includes(r.request().resourceType());
+    if (r.status() >= 400 && own && !/\/favicon\.ico$/.test(r.url())) errors.push(`${r.status()} ${r.url()}`);
+  });
   p.on("console", (m) => m.type() === "warning" && /i18n/.test(m.text()) && errors.push(m.text()));
   p.on("pageerror", (e) => errors.push(String(e)));
   current = p;
