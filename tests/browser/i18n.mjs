@@ -243,6 +243,9 @@ await test("a zh-CN browser gets the page in Chinese, nothing left in English", 
     assert.ok(await cjkGlyphs(p), "Chinese renders as boxes: install fonts-noto-cjk (make i18n-fonts)");
     assert.ok(await noOverflow(p), "horizontal overflow");
     await shot(p, "zh-CN-start");
+    await p.setViewportSize({ width: 390, height: 800 });
+    assert.ok(await noOverflow(p), "horizontal overflow at phone width");
+    await shot(p, "zh-CN-start-phone", false);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
