@@ -145,10 +145,14 @@ async function open(locale, { width = 1280, height = 900, url = base } = {}) {
   const context = await browser.newContext({ locale, viewport: { width, height } });
   const p = await context.newPage();
   const errors = [];
-  // A failed load is reported by its URL below (the image page has no favicon.ico: the browser's
-  // own request, not the page's).
+  // A failed load of the page's own files is reported by its URL below; the browser's favicon.ico
+  // request and the page's probes (fetch: e.g. /api/version, absent under www/serve.mjs) are not
+  // the page's files.
   p.on("console", (m) => m.type() === "error" && !/^Failed to load resource/.test(m.text()) && errors.push(m.text()));
-  p.on("response", (r) => r.status() >= 400 && !/\/favicon\.ico$/.test(r.url()) && errors.push(`${r.status()} ${r.url()}`));
+  p.on("response", (r) => {
+    const own = ["document", "script", "stylesheet", "image", "font"].includes(r.request().resourceType());
+    if (r.status() >= 400 && own && !/\/favicon\.ico$/.test(r.url())) errors.push(`${r.status()} ${r.url()}`);
+  });
   p.on("console", (m) => m.type() === "warning" && /i18n/.test(m.text()) && errors.push(m.text()));
   p.on("pageerror", (e) => errors.push(String(e)));
   current = p;
@@ -239,6 +243,9 @@ await test("a zh-CN browser gets the page in Chinese, nothing left in English", 
     assert.ok(await cjkGlyphs(p), "Chinese renders as boxes: install fonts-noto-cjk (make i18n-fonts)");
     assert.ok(await noOverflow(p), "horizontal overflow");
     await shot(p, "zh-CN-start");
+    await p.setViewportSize({ width: 390, height: 800 });
+    assert.ok(await noOverflow(p), "horizontal overflow at phone width");
+    await shot(p, "zh-CN-start-phone", false);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
@@ -382,6 +389,16 @@ await test("an accepted image in Chinese, desktop and phone width", async () => 
     assert.equal(await p.locator("#error").innerText(), ZH["page.error.noUrl"]);
     await p.getByRole("button", { name: "English" }).click();
     assert.equal(await p.locator("#error").innerText(), EN["page.error.noUrl"]);
+    // An error the Web Worker sends (a key and params): shown in the page's language.
+    const missing = `${base}fixtures/no-such-image.tar.xz`;
+    await p.getByRole("button", { name: "简体中文" }).click();
+    await p.locator("#url").fill(missing);
+    await p.locator("#url-form button[type=submit]").click();
+    await p.waitForFunction(() => document.body.dataset.state === "error");
+    const status = "404 Not Found";
+    assert.equal(await p.locator("#error").innerText(), ZH["page.error.fetchStatus"].replace("{url}", missing).replace("{status}", status));
+    await p.getByRole("button", { name: "English" }).click();
+    assert.equal(await p.locator("#error").innerText(), `Could not fetch ${missing}: the server answered HTTP ${status}`);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
