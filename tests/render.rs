@@ -793,6 +793,62 @@ fn generated_templates_agree_with_pongo2() {
     assert!(declined * 20 < templates.len(), "{declined} declined");
 }
 
+/// The same generated templates through pongo2's own `FromString` (no LXD wrapper: autoescape
+/// on, so every `{{ }}` of a string is HTML-escaped unless marked safe; nothing banned, so the
+/// four tags LXD bans are left out).
+#[test]
+fn generated_templates_agree_with_pongo2_without_lxd_wrapper() {
+    let ctx = generated_context();
+    let mut g = Gen { state: 0x2545_f491_4f6c_dd1d, clean: false };
+    let banned = ["include", "extends", "import", "ssi"];
+    let templates: Vec<String> = (0..4000)
+        .map(|_| g.template())
+        .filter(|t| !banned.iter().any(|b| t.contains(b)))
+        .collect();
+    let cases: Vec<GoCase> = templates
+        .iter()
+        .enumerate()
+        .map(|(i, t)| GoCase { name: i.to_string(), template: t, context: &ctx, raw: true })
+        .collect();
+    let go = pongo2(&cases);
+    let (mut same, mut escaped, mut skipped) = (0, 0, 0);
+    let mut diffs = Vec::new();
+    for (t, g) in templates.iter().zip(&go) {
+        let ours = match lxdimg::template::render_pongo2(t, &ctx) {
+            Ok(r) if r.notes.iter().any(|n| n.contains("random order")) => {
+                skipped += 1;
+                continue;
+            }
+            Ok(r) => Ok(r.output),
+            Err(e) if matches!(e.kind, Kind::Unsupported | Kind::Limit) => {
+                skipped += 1;
+                continue;
+            }
+            Err(e) if e.sender == "panic" => Err(format!("Panic while rendering template: {}", e.message)),
+            Err(e) => Err(format!("Failed to render template: {}", e.pongo2_text())),
+        };
+        let agree = match (&ours, g) {
+            (Err(a), Err(b)) if a.starts_with("Panic while") && b.starts_with("Panic while") => true,
+            (a, b) => a == b,
+        };
+        if agree {
+            same += 1;
+            if g.as_ref().is_ok_and(|o| o.contains("&amp;") || o.contains("&lt;") || o.contains("&#39;")) {
+                escaped += 1;
+            }
+        } else {
+            diffs.push(format!("template {t:?}\n  pongo2: {g:?}\n  lxdimg: {ours:?}"));
+        }
+    }
+    eprintln!(
+        "generated, pongo2 alone: {} templates; {same} identical ({escaped} with escaped output), {skipped} skipped, {} different",
+        templates.len(),
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{} differences, first ones:\n{}", diffs.len(), diffs[..diffs.len().min(8)].join("\n"));
+    assert!(escaped >= 100, "only {escaped} outputs exercised autoescaping");
+}
+
 #[test]
 fn errors_are_positioned_in_the_template_file() {
     let ctx = RenderContext::default();
