@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/flosch/pongo2"
 	"lxdimg.test/config"
@@ -118,7 +119,25 @@ func main() {
 	}
 	results := make([]result, 0, len(cases))
 	for _, c := range cases {
-		out, err := run(c)
+		// pongo2 can loop for ever on some templates (LXD then hangs applying them): a case
+		// that takes over 5 s is reported as such (its goroutine spins until the process ends).
+		type outcome struct {
+			out string
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func(c testCase) {
+			out, err := run(c)
+			done <- outcome{out, err}
+		}(c)
+		var out string
+		var err error
+		select {
+		case o := <-done:
+			out, err = o.out, o.err
+		case <-time.After(5 * time.Second):
+			err = fmt.Errorf("pongo2 did not finish within 5 s")
+		}
 		r := result{Name: c.Name}
 		if err != nil {
 			e := err.Error()
