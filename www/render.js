@@ -11,7 +11,7 @@
 // switch, with the same Report object: the reader's edits are kept).
 
 import init, { renderTemplate, imageConfig, controlCharacters } from "./pkg/lxdimg.js";
-import { t } from "./i18n.js";
+import { t, tNodes } from "./i18n.js";
 
 const TRIGGERS = ["create", "copy", "start", "rename"];
 /** The devices of LXD's default profile, as a new instance gets them. */
@@ -35,6 +35,15 @@ function h(tag, attrs = {}, ...children) {
   }
   return el;
 }
+
+/** A textarea holding `value` (set as its value: no text node in the document). */
+function textarea(attrs, value) {
+  const el = h("textarea", attrs);
+  el.value = value;
+  return el;
+}
+
+const code = (x) => h("code", {}, shown(x));
 
 /** Untrusted text with its control characters (other than line breaks and tabs) made visible. */
 function shown(s) {
@@ -97,13 +106,13 @@ function build(root) {
     rows.replaceChildren(...v.config.map((pair, i) => h("div", { class: "render-config-row" },
       h("input", { class: "render-key", value: pair[0], spellcheck: "false", "aria-label": t("render.config.key", { n: i + 1 }),
         oninput: (e) => ((pair[0] = e.target.value), changed()) }),
-      h("textarea", { class: "render-value", rows: "2", spellcheck: "false", "aria-label": t("render.config.value", { n: i + 1 }),
+      textarea({ class: "render-value", rows: "2", spellcheck: "false", "aria-label": t("render.config.value", { n: i + 1 }),
         oninput: (e) => ((pair[1] = e.target.value), changed()) }, pair[1]),
       h("button", { type: "button", class: "small", onclick: () => { v.config.splice(i, 1); drawRows(); changed(); } }, t("render.config.remove")))));
   };
   drawRows();
   const add = h("button", { type: "button", class: "small", onclick: () => { v.config.push(["", ""]); drawRows(); changed(); } }, t("render.config.add"));
-  const devices = h("textarea", { id: "render-devices", rows: "3", spellcheck: "false", oninput: (e) => ((v.devices = e.target.value), changed()) }, v.devices);
+  const devices = textarea({ id: "render-devices", rows: "3", spellcheck: "false", oninput: (e) => ((v.devices = e.target.value), changed()) }, v.devices);
 
   root.replaceChildren(
     h("h2", { id: "render-title" }, t("render.title")),
@@ -114,9 +123,9 @@ function build(root) {
         field("render-type", t("render.type"), type),
         field("render-arch", t("render.arch"), arch),
         field("render-trigger", t("render.trigger"), trigger)),
-      h("fieldset", {}, h("legend", {}, t("render.config")), h("p", { class: "hint" }, t("render.config.hint")), rows, add),
+      h("fieldset", {}, h("legend", {}, t("render.config")), h("p", { class: "hint" }, tNodes("render.config.hint", { examples: code("user.user-data, user.network-config, cloud-init.user-data"), image: code("image.*") })), rows, add),
       field("render-devices", t("render.devices"), devices),
-      h("p", { class: "hint" }, t("render.devices.hint"))),
+      h("p", { class: "hint" }, tNodes("render.devices.hint", { format: code("name,key=value,key=value"), eth0: code("eth0"), root: code("root") }))),
     h("div", { id: "render-results", "aria-live": "polite" }),
   );
   renderAll();
@@ -158,8 +167,8 @@ function renderAll() {
       return;
     }
     let result;
-    if (tpl.text === null) result = h("p", { class: "error" }, t("render.missing", { file: shown(tpl.template) }));
-    else if (tpl.text_truncated) result = h("p", { class: "hint" }, t("render.truncated", { file: shown(tpl.template) }));
+    if (tpl.text === null) result = h("p", { class: "error" }, tNodes("render.missing", { file: code(`templates/${tpl.template}`), error: code("Failed to read template file") }));
+    else if (tpl.text_truncated) result = h("p", { class: "hint" }, tNodes("render.truncated", { file: code(`templates/${tpl.template}`) }));
     else {
       let r;
       try {
@@ -170,7 +179,7 @@ function renderAll() {
       if (r.error) {
         const e = r.error;
         result = h("div", { class: `render-error render-${e.kind}` },
-          h("p", {}, e.line > 0 ? t("render.errorAt", { file: shown(tpl.template), line: e.line, col: e.col }) : t("render.error", { file: shown(tpl.template) })),
+          h("p", {}, e.line > 0 ? tNodes("render.errorAt", { file: code(`templates/${tpl.template}`), line: e.line, col: e.col }) : tNodes("render.error", { file: code(`templates/${tpl.template}`) })),
           h("pre", { class: "render-message" }, shown(e.message)),
           e.hint ? h("p", { class: "hint" }, shown(e.hint)) : null,
           h("p", { class: "hint" }, t(`render.kind.${e.kind}`)));
@@ -183,12 +192,12 @@ function renderAll() {
     }
     cards.push(h("article", { class: "render-card", id: `render-card-${i}` },
       h("h3", {}, h("code", {}, shown(tpl.path)), " ",
-        h("span", { class: "hint" }, t("render.from", { file: shown(tpl.template), when: tpl.when.map(shown).join(", ") }))),
+        h("span", { class: "hint" }, tNodes("render.from", { file: code(`templates/${tpl.template}`), when: code(tpl.when.join(", ")) }))),
       h("div", { class: "render-cols" },
         h("div", {}, h("h4", {}, t("render.template")), h("pre", { class: "render-source", tabindex: "0" }, shown(tpl.text ?? ""))),
         h("div", {}, h("h4", {}, t("render.rendered")), result))));
   });
-  if (!cards.length || skipped.length === state.report.templates.length) cards.push(h("p", { class: "hint" }, t("render.none", { trigger })));
-  if (skipped.length) cards.push(h("p", { class: "hint" }, t("render.skipped", { trigger, paths: skipped.map(shown).join(", ") })));
+  if (!cards.length || skipped.length === state.report.templates.length) cards.push(h("p", { class: "hint" }, tNodes("render.none", { trigger: code(trigger) })));
+  if (skipped.length) cards.push(h("p", { class: "hint" }, tNodes("render.skipped", { trigger: code(trigger), paths: code(skipped.join(", ")) })));
   out.replaceChildren(...cards);
 }

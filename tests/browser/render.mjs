@@ -143,7 +143,7 @@ await test("the start trigger and a virtual machine", async () => {
   await p.selectOption("#render-type", "virtual-machine");
   await p.waitForFunction(() => document.querySelector('pre.render-output[data-path="/etc/motd"]')?.textContent === "virtual-machine debian <web-42>\n");
   assert.equal(await output("/etc/hostname").count(), 0);
-  assert.match(await p.locator("#render-results").textContent(), /Not applied at “start”: .*\/etc\/hostname/);
+  assert.match(await p.locator("#render-results").textContent(), /Not applied at start: .*\/etc\/hostname/);
   const ours = cli(["--name", "web-42", "--trigger", "start", "--type", "virtual-machine"]);
   assert.equal(await text("/etc/motd"), ours["/etc/motd"]);
   await p.selectOption("#render-trigger", "create");
