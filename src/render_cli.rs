@@ -76,7 +76,11 @@ fn bad(msg: String) -> io::Error {
 
 fn context(a: &RenderArgs, report: &lxdimg::Report) -> io::Result<RenderContext> {
     let mut config = lxdimg::template::image_config(
-        &report.metadata.as_ref().map(|m| m.properties.clone()).unwrap_or_default(),
+        &report
+            .metadata
+            .as_ref()
+            .map(|m| m.properties.clone())
+            .unwrap_or_default(),
         report.fingerprint.as_deref(),
     );
     for kv in &a.config {
@@ -135,7 +139,7 @@ pub fn run(a: RenderArgs) -> io::Result<i32> {
     let selected: Vec<_> = report
         .templates
         .iter()
-        .filter(|t| t.when.iter().any(|w| *w == a.trigger))
+        .filter(|t| t.when.contains(&a.trigger))
         .filter(|t| {
             a.template
                 .as_deref()

@@ -258,6 +258,7 @@ fn parse_wrapped(text: &str) -> Result<Vec<parser::Node>, RenderError> {
 }
 
 /// Parses a template as LXD does when it applies it: `Ok` when pongo2 accepts its syntax.
+#[allow(clippy::result_large_err)] // one error per template, never on a hot path
 pub fn check_lxd(text: &str) -> Result<(), TemplateError> {
     parse_wrapped(text)
         .map(|_| ())
@@ -265,6 +266,7 @@ pub fn check_lxd(text: &str) -> Result<(), TemplateError> {
 }
 
 /// Renders a template as LXD does when it applies it, for this instance and rule.
+#[allow(clippy::result_large_err)] // one error per template, never on a hot path
 pub fn render_lxd(text: &str, ctx: &RenderContext) -> Result<Rendered, TemplateError> {
     let nodes = parse_wrapped(text).map_err(|e| located(text, e))?;
     let public = ctx.public();

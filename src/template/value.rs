@@ -60,7 +60,8 @@ pub(crate) fn s(text: impl Into<Rc<str>>) -> V {
 
 /// Go's `int(f)` on amd64: out of range (or NaN) gives the most negative int.
 pub(crate) fn go_int(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() || !(-TWO_63..TWO_63).contains(&f) {
         i64::MIN
     } else {
         f as i64
