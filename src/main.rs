@@ -86,6 +86,13 @@ mod cli {
             /// Alias to point at the image (repeatable).
             #[arg(long = "alias")]
             aliases: Vec<String>,
+            /// Parts sent at once when the image goes through an upload session (images over the
+            /// worker's per-request cap; a re-run resumes an interrupted one).
+            #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+            jobs: u16,
+            /// Send without checking the image locally with the core first.
+            #[arg(long)]
+            no_local_check: bool,
             /// Image file, or the metadata tarball of a split image.
             file: PathBuf,
             /// Rootfs file of a split image.
@@ -203,10 +210,21 @@ mod cli {
                 server,
                 token,
                 aliases,
+                jobs,
+                no_local_check,
                 file,
                 rootfs,
             } => {
-                match crate::publish::publish(&server, &token, &file, rootfs.as_deref(), &aliases) {
+                let request = crate::publish::Request {
+                    server: &server,
+                    token: &token,
+                    file: &file,
+                    rootfs: rootfs.as_deref(),
+                    aliases: &aliases,
+                    jobs: jobs.into(),
+                    local_check: !no_local_check,
+                };
+                match crate::publish::publish(&request) {
                     Ok(p) => {
                         let what = if p.created {
                             "published"
@@ -221,6 +239,7 @@ mod cli {
                             shown(&p.format)
                         );
                         println!("{}", shown(&p.import_command));
+                        println!("{}", shown(&crate::publish::remote_command(&server)));
                         Ok(0)
                     }
                     Err(e) => match e
@@ -228,9 +247,13 @@ mod cli {
                         .and_then(|x| x.downcast_ref::<crate::publish::Rejected>())
                     {
                         Some(r) => {
-                            // The worker's report says why, in the same shape as `inspect --json`.
-                            println!("{}", json_text(&r.report));
-                            eprintln!("Error: {}", shown(&r.error));
+                            // The worker's report says why, in the same shape as `inspect --json`
+                            // (refused locally: only why; `lxdimg inspect` shows the rest).
+                            if !r.local {
+                                println!("{}", json_text(&r.report));
+                            }
+                            let why = if r.local { r.to_string() } else { r.error.clone() };
+                            eprintln!("Error: {}", shown(&why));
                             Ok(1)
                         }
                         None => Err(e),
