@@ -6,6 +6,7 @@
 #   make test-worker-attack  the worker under attack, checked by listing R2 and querying D1, and a
 #                          short load test that must see no error (part of `make test`)
 #   make test-worker-lxd   the real LXD 5.0.2 client against the worker over HTTPS (part of `make test`)
+#   make test-worker-publish  `lxdimg publish` through upload sessions: resume, --jobs, retries (part of `make test`)
 #   make bench-worker      upload validation and URL-import answers (part of `make bench`)
 #   make load-worker       load test: URL-import answers and downloads, req/s, p99, error rate (part of `make bench`)
 
@@ -13,9 +14,9 @@ WORKER_DIR := worker
 WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd run-worker bench-worker load-worker
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish run-worker bench-worker load-worker
 
-EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd
+EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd test-worker-publish
 EXTRA_BENCH += bench-worker load-worker
 
 $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
@@ -42,6 +43,12 @@ test-worker: worker-build worker-images
 test-worker-attack: worker-build worker-images
 	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/attack.test.js
 	cd $(WORKER_DIR) && node test/load.mjs --quick
+
+# `lxdimg publish` through upload sessions against wrangler dev with a 6 MB request cap: killed and
+# resumed, --jobs 1 and 4, split, a worker restarted mid-upload, refused locally and by the worker.
+test-worker-publish: worker-build build
+	$(call apt_install,squashfs-tools)
+	bash $(WORKER_DIR)/test/publish-cli.sh
 
 test-worker-lxd: worker-build worker-images build lxd-setup
 	bash $(WORKER_DIR)/test/lxd-real.sh

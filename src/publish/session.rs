@@ -440,6 +440,10 @@ fn complete(client: &Client, id: &str, aliases: &[String]) -> io::Result<Complet
                 return Ok(Completed::Done(published_from(&v, status, aliases)));
             }
             422 => return Err(rejected_from(text)),
+            // Another call is validating the session: ask again after a while.
+            202 if started.elapsed() < Duration::from_secs(3600) => {
+                std::thread::sleep(Duration::from_secs(2));
+            }
             409 => {
                 let v: Value = serde_json::from_str(&text).unwrap_or_default();
                 if let Some(m) = v.get("missing").and_then(Value::as_object) {
