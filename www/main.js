@@ -9,6 +9,7 @@
 
 import { t, tNodes } from "./i18n.js";
 import { lxdErrorKey } from "./lxd-errors.js";
+import { showPublish } from "./publish.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -198,7 +199,7 @@ function inspect(sources) {
   $("bar").removeAttribute("max");
   $("progress-text").textContent = t("page.progress.starting");
   $("progress-name").replaceChildren(...joined(sources.map((s) => shown(s.kind === "file" ? s.file.name : s.url)), " + "));
-  job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0 };
+  job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0, sources };
   document.body.dataset.state = "reading";
   window.lxdimg.longTasks = [];
   worker.postMessage({ type: "inspect", id: job.id, sources, now: Math.floor(Date.now() / 1000) });
@@ -340,6 +341,7 @@ let lastRender = null; // [report, command, done message]: re-rendered on a lang
 
 function finished(m) {
   const command = job.command;
+  showPublish($("publish"), m.report, job.sources, reference);
   job = null;
   lastReport = m.report;
   window.lxdimg.lastReport = m.report;
