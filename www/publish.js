@@ -367,6 +367,7 @@ function rejected(report, reference, status, store, key) {
 
 function done(image, status, out, bar, store, key) {
   store?.removeItem(key);
+  document.getElementById("publish-resume")?.remove();
   state.status = "done";
   state.result = image;
   bar.value = bar.max;

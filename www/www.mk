@@ -3,7 +3,7 @@
 #   make wasm-pkg    pkg/ = wasm-pack build --target web (what www/ and worker/ import)
 #   make run-www     builds pkg/ and serves the page on http://127.0.0.1:8080/
 #   make test-www    wasm-bindgen tests in headless Chromium and Firefox + the Playwright e2e test
-#                    + the page under attack (test-attack)
+#                    + the page under attack (test-attack) + publishing from the page (test-publish-page)
 #   make bench-www   the browser benchmark (SHA-256 vs hash-wasm vs WebCrypto, inspection vs CLI)
 #
 # Every tool is installed on first use (Debian packages, cargo, npm); later runs skip that quickly.
@@ -14,7 +14,7 @@ WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack test-publish-page bench-www
 
 EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
@@ -70,7 +70,12 @@ test-e2e: setup www-setup wasm-pkg build
 test-attack: www-setup wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/attack.mjs
 
-test-www: test-wasm test-e2e test-attack
+# "Publish to this server" (www/publish.js) against the worker under wrangler dev with a 6 MB request
+# cap: drop, publish, reload mid-upload, resume, the commands, the stored bytes.
+test-publish-page: www-setup wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/publish.mjs
+
+test-www: test-wasm test-e2e test-attack test-publish-page
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
