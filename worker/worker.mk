@@ -7,6 +7,7 @@
 #                          short load test that must see no error (part of `make test`)
 #   make test-worker-lxd   the real LXD 5.0.2 client against the worker over HTTPS (part of `make test`)
 #   make test-worker-publish  `lxdimg publish` through upload sessions: resume, --jobs, retries (part of `make test`)
+#   make test-worker-sessions-real  images published through sessions, imported by LXD 5.0.2 and Incus 6.0.4 (part of `make test`)
 #   make bench-worker      upload validation and URL-import answers (part of `make bench`)
 #   make load-worker       load test: URL-import answers and downloads, req/s, p99, error rate (part of `make bench`)
 
@@ -14,9 +15,9 @@ WORKER_DIR := worker
 WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish run-worker bench-worker load-worker
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real run-worker bench-worker load-worker
 
-EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd test-worker-publish
+EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real
 EXTRA_BENCH += bench-worker load-worker
 
 $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
@@ -49,6 +50,11 @@ test-worker-attack: worker-build worker-images
 test-worker-publish: worker-build build
 	$(call apt_install,squashfs-tools)
 	bash $(WORKER_DIR)/test/publish-cli.sh
+
+# Images published through sessions, imported by the real LXD 5.0.2 and Incus 6.0.4 (URL import
+# and the simplestreams remote) with the fingerprint lxdimg printed.
+test-worker-sessions-real: worker-build build lxd-setup
+	bash $(WORKER_DIR)/test/sessions-real.sh
 
 test-worker-lxd: worker-build worker-images build lxd-setup
 	bash $(WORKER_DIR)/test/lxd-real.sh
