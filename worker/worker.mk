@@ -9,16 +9,17 @@
 #   make test-worker-publish  `lxdimg publish` through upload sessions: resume, --jobs, retries (part of `make test`)
 #   make test-worker-sessions-real  images published through sessions, imported by LXD 5.0.2 and Incus 6.0.4 (part of `make test`)
 #   make bench-worker      upload validation and URL-import answers (part of `make bench`)
+#   make bench-publish     lxdimg publish of ~300 MB: one request vs sessions at --jobs 1, 2, 4 (part of `make bench`)
 #   make load-worker       load test: URL-import answers and downloads, req/s, p99, error rate (part of `make bench`)
 
 WORKER_DIR := worker
 WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real run-worker bench-worker load-worker
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real run-worker bench-worker load-worker bench-publish
 
 EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real
-EXTRA_BENCH += bench-worker load-worker
+EXTRA_BENCH += bench-worker load-worker bench-publish
 
 $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
 	cd $(WORKER_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -70,6 +71,11 @@ run-worker: worker-deps worker-pkg
 
 load-worker: worker-build worker-images
 	cd $(WORKER_DIR) && node test/load.mjs
+
+# lxdimg publish of a ~300 MB image: one request beside sessions at --jobs 1, 2, 4 (bench/out/publish.txt).
+bench-publish: worker-build build
+	@mkdir -p bench/out
+	bash $(WORKER_DIR)/bench/publish.sh
 
 bench-worker: worker-build build bench-inputs
 	$(call apt_install,nginx wrk)

@@ -245,6 +245,16 @@ function render(container, report, files, reference) {
       });
   });
 
+  // With the token at hand, say at once how much of the interrupted upload the server holds.
+  if (resume && remembered) {
+    call("GET", `/api/uploads/${store.getItem(key)}`, remembered).then(({ status: code, data }) => {
+      if (code !== 200 || data?.status !== "open" || !Array.isArray(data.files)) return;
+      const stored = data.files.reduce((n, f) => n + (f.stored?.length ?? 0), 0);
+      const parts = data.files.reduce((n, f) => n + (f.parts ?? 0), 0);
+      resume.textContent = t("publish.resume.parts", { stored, parts });
+    }, () => {});
+  }
+
   const total = files.reduce((n, f) => n + f.file.size, 0);
   container.append(
     h("h2", { id: "publish-title" }, t("publish.title")),

@@ -264,6 +264,7 @@ export default {
   "publish.aliases.placeholder": "debian/12 debian",
   "publish.aliases.hint": "Names for the image, separated by spaces or commas (optional).",
   "publish.resume.note": "An upload of this file from this tab was interrupted: Publish sends only the parts the server does not have yet.",
+  "publish.resume.parts": "An upload of this file from this tab was interrupted; the server holds {stored} of its {parts} parts. Publish sends only the others.",
   "publish.go": "Publish",
   "publish.status.starting": "Opening the upload session…",
   "publish.status.sending": "Sending: {done} of {parts} parts stored ({percent}%)",

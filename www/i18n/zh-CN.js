@@ -262,6 +262,7 @@ export default {
   "publish.aliases.placeholder": "debian/12 debian",
   "publish.aliases.hint": "镜像的名称，以空格或逗号分隔（可选）。",
   "publish.resume.note": "此标签页中该文件的上传曾被中断：点击“发布”只会发送服务器尚未收到的分块。",
+  "publish.resume.parts": "此标签页中该文件的上传曾被中断；服务器已保存 {parts} 个分块中的 {stored} 个。点击“发布”只发送其余分块。",
   "publish.go": "发布",
   "publish.status.starting": "正在打开上传会话…",
   "publish.status.sending": "正在发送：已存储 {done}/{parts} 个分块（{percent}%）",
