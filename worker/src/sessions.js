@@ -580,6 +580,8 @@ export async function sweepSessions(env) {
   const db = env.DB;
   const t = now();
   const ttl = sessionTtl(env);
+  // Finished sessions first, so that one aborted below keeps its row until the next sweep.
+  const gone = await db.prepare("DELETE FROM upload_sessions WHERE status IN ('complete', 'rejected', 'aborted') AND expires_at <= ?").bind(t).run();
   const { results } = await db
     .prepare("SELECT id FROM upload_sessions WHERE (status = 'open' AND expires_at <= ?) OR (status = 'validating' AND COALESCE(heartbeat_at, 0) <= ?)")
     .bind(t, Date.now() - Math.max(ttl * 1000, STALE_MS))
@@ -600,7 +602,6 @@ export async function sweepSessions(env) {
     ]);
     aborted++;
   }
-  const gone = await db.prepare("DELETE FROM upload_sessions WHERE status IN ('complete', 'rejected', 'aborted') AND expires_at <= ?").bind(t).run();
   return { aborted, deleted: gone.meta.changes };
 }
 
