@@ -119,7 +119,7 @@ const code = (...c) => h("code", {}, ...c);
  */
 function lxdError(text, wrap = (x) => h("code", {}, x)) {
   const key = lxdErrorKey(text);
-  return [wrap(shown(text)), key ? h("span", { class: "lxd-explain" }, " ", t(key)) : null];
+  return [wrap(shown(text)), key ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(key) })) : null];
 }
 
 /** A finding's translated title (catalogue `finding.CODE.title`), or its code when unknown. */
@@ -279,7 +279,7 @@ function initLine(v, r) {
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
   if (c.ok === false) {
     return h("p", { class: "bad", id: "init-line" }, tNodes("page.init.fail", { init, launch: code("lxc launch"), error: code(shown(c.error)) }),
-      lxdErrorKey(c.error) ? h("span", { class: "lxd-explain" }, " ", t(lxdErrorKey(c.error))) : null);
+      lxdErrorKey(c.error) ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(lxdErrorKey(c.error)) })) : null);
   }
   if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, tNodes("page.init.unknown", { init, reason: shown(c.error) }));
   if (breaks) {
@@ -536,13 +536,13 @@ function infoLines(r) {
 function rootfsSummary(r) {
   const x = r.rootfs;
   if (!x) return [];
-  const parts = [t("page.rootfs.format", { format: x.format })];
+  const parts = [tNodes("page.rootfs.format", { format: code(x.format) })];
   if (x.entries !== null) parts.push(t("page.rootfs.entries", { entries: x.entries, bytes: bytes(x.bytes) }));
   if (x.squashfs) {
     parts.push(t("page.rootfs.squashfs", { version: x.squashfs.version, compressor: x.squashfs.compressor, inodes: x.squashfs.inode_count }));
   }
   if (x.qcow2) parts.push(t("page.rootfs.qcow2", { version: x.qcow2.version, size: bytes(x.qcow2.virtual_size) }));
-  if (r.os_release?.pretty_name) parts.push(shown(r.os_release.pretty_name));
+  if (r.os_release?.pretty_name) parts.push(h("span", { class: "from-image" }, shown(r.os_release.pretty_name)));
   return joined(parts, " · ");
 }
 

@@ -46,8 +46,10 @@ export function acceptLanguages(header) {
       const [tag, ...params] = part.trim().split(";");
       let q = 1;
       for (const p of params) {
-        const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p);
-        if (m) q = Number(m[1]);
+        if (!/^\s*q\s*=/i.test(p)) continue;
+        // RFC 9110 qvalue: 0 to 1 with up to three decimals; anything else drops the tag.
+        const m = /^\s*q\s*=\s*(0(\.[0-9]{0,3})?|1(\.0{0,3})?)\s*$/i.exec(p);
+        q = m ? Number(m[1]) : 0;
       }
       return { tag: tag.trim(), q: Number.isFinite(q) ? q : 0, i };
     })
