@@ -15,7 +15,8 @@
 #   7. an image LXD refuses: refused locally, nothing sent (no request in the worker's log); with
 #      --no-local-check it goes through a session and the worker refuses it at completion (422,
 #      exit 1, nothing indexed);
-#   8. an image under the cap goes in one request (no session).
+#   8. an image under the cap goes in one request (no session);
+#   9. a worker from before sessions (a stand-in without maxRequestBytes): one request, any size.
 #
 # Needs target/debug or target/release lxdimg (LXDIMG=…), worker/node_modules, pkg/.
 set -euo pipefail
@@ -193,6 +194,41 @@ check "--no-local-check: nothing indexed" test "$(curl -s -o /dev/null -w '%{htt
 "$LXDIMG" publish --server "$ORIGIN" --alias cli/small "$OUT/small.tar.xz" >"$OUT/run9.out" 2>"$OUT/run9.err" || true
 check "small image: published" grep -q "^published $(sha "$OUT/small.tar.xz") " "$OUT/run9.out"
 check "small image: no session" bash -c "! grep -q 'upload session' $OUT/run9.err"
+
+# --- 9. a worker from before sessions (no maxRequestBytes): one request, whatever the size -------
+# A stand-in that answers /api/version as the old worker did and records what it is sent.
+cat >"$OUT/old-worker.py" <<'PY'
+import hashlib, http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def answer(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def do_GET(self):
+        with open(sys.argv[2], "a") as log: log.write(f"GET {self.path}\n")
+        if self.path == "/api/version": return self.answer(200, {"core": "0.1.0", "max_upload_bytes": 8589934592})
+        self.answer(404, {"error": "no"})
+    def do_POST(self):
+        n = int(self.headers["Content-Length"]); h = hashlib.sha256(); left = n
+        while left: chunk = self.rfile.read(min(left, 1 << 20)); h.update(chunk); left -= len(chunk)
+        with open(sys.argv[2], "a") as log: log.write(f"POST {self.path.split('?')[0]} {n} {h.hexdigest()}\n")
+        if not self.path.startswith("/api/images"): return self.answer(404, {"error": "no such route"})
+        fp = h.hexdigest()
+        self.answer(201, {"created": True, "fingerprint": fp, "architecture": "x86_64", "type": "container", "format": "unified",
+                          "url": f"http://old/{fp}", "import": f"lxc image import http://old/{fp} --alias old"})
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+python3 "$OUT/old-worker.py" "$OUT/old.port" "$OUT/old.log" &
+OLDPID=$!
+for _ in $(seq 1 50); do [ -s "$OUT/old.port" ] && break; sleep 0.1; done
+"$LXDIMG" publish --server "http://127.0.0.1:$(cat "$OUT/old.port")" "$OUT/unified.tar.gz" >"$OUT/run10.out" 2>"$OUT/run10.err" || true
+kill "$OLDPID" 2>/dev/null; wait "$OLDPID" 2>/dev/null || true
+check "old worker: published in one request ($(tr '\n' ';' <"$OUT/old.log"))" grep -qx "POST /api/images $SIZE_U $FP_U" "$OUT/old.log"
+check "old worker: no session route asked" bash -c "! grep -q uploads $OUT/old.log"
+check "old worker: the result printed" grep -q "^published $FP_U " "$OUT/run10.out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
