@@ -532,8 +532,11 @@ pub fn upload(
     pb.set_position(plan.stored_bytes());
     // At most three rounds: a completion that names missing parts (a part lost by the server)
     // gets them sent again.
+    let started = Instant::now();
     for round in 0..3 {
         let tasks = plan.missing();
+        let count = tasks.len();
+        let sending = Instant::now();
         if !tasks.is_empty() {
             if let Err(e) = send_parts(client, &id, &plan, &handles, tasks, jobs, &pb) {
                 pb.abandon();
@@ -541,7 +544,22 @@ pub fn upload(
                 return Err(e);
             }
         }
-        match complete(client, &id, aliases) {
+        let sent = sending.elapsed();
+        let completing = Instant::now();
+        let answer = complete(client, &id, aliases);
+        if round == 0 {
+            // Where the time went: sending, then the server's validation of the assembled files.
+            pb.suspend(|| {
+                eprintln!(
+                    "sent {} parts in {:.2} s; the server checked the image in {:.2} s ({:.2} s in all)",
+                    count,
+                    sent.as_secs_f64(),
+                    completing.elapsed().as_secs_f64(),
+                    started.elapsed().as_secs_f64()
+                )
+            });
+        }
+        match answer {
             Ok(Completed::Done(p)) => {
                 pb.finish_and_clear();
                 return Ok(p);
