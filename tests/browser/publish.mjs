@@ -11,7 +11,9 @@
 //      the upload was interrupted; Publish resumes it: fewer part requests than parts (exactly the
 //      missing ones), then the `lxc image import` and `lxc remote add` commands;
 //   4. the stored image downloaded from the worker: its SHA-256 is the file's (the fingerprint);
-//   5. the page in Chinese: the panel's strings come from the zh-CN catalogue.
+//   5. the page in Chinese: the panel's strings come from the zh-CN catalogue;
+//   6. a tab closed mid-upload (its sessionStorage gone): in a new tab the same file is published
+//      again, the worker resumes its open session by fingerprint, only the missing parts go.
 // Screenshots: tests/browser/out/publish-*.png.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -50,6 +52,11 @@ writeFileSync(path.join(dir, "rootfs/etc/hostname"), "publish\n");
 writeFileSync(path.join(dir, "rootfs/usr/lib/big.bin"), randomBytes(26_000_000));
 const image = path.join(tmp, "publish-test.tar.gz");
 execFileSync("bash", ["-c", `tar --owner=0 --group=0 --numeric-owner --sort=name -C '${dir}' -cf - metadata.yaml templates rootfs | gzip -1 -n > '${image}'`]);
+// A second image (other random bytes) for the resume in a new tab.
+writeFileSync(path.join(dir, "rootfs/usr/lib/big.bin"), randomBytes(26_000_000));
+const image2 = path.join(tmp, "publish-test-2.tar.gz");
+execFileSync("bash", ["-c", `tar --owner=0 --group=0 --numeric-owner --sort=name -C '${dir}' -cf - metadata.yaml templates rootfs | gzip -1 -n > '${image2}'`]);
+const FP2 = createHash("sha256").update(readFileSync(image2)).digest("hex");
 const bytes = readFileSync(image);
 const FP = createHash("sha256").update(bytes).digest("hex");
 const PART = 5 * 1024 * 1024;
@@ -107,7 +114,7 @@ browser = await chromium.launch({
     "--disable-component-update", "--no-first-run", "--disable-sync"],
 });
 const context = await browser.newContext({ viewport: { width: 1100, height: 1000 }, locale: "en-US" });
-const p = await context.newPage();
+let p = await context.newPage();
 const pageErrors = [];
 p.on("pageerror", (e) => pageErrors.push(String(e)));
 p.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
@@ -260,6 +267,48 @@ await test("in Chinese: the panel's strings from the zh-CN catalogue", async () 
   assert.equal(await text("#publish-go"), "发布");
   await p.screenshot({ path: path.join(shots, "publish-zh.png"), fullPage: true });
   await p.click('button[data-set-lang="en"]');
+});
+
+await test("a new tab (no session id kept): the worker resumes the open session by fingerprint", async () => {
+  // Tab 1: publish image 2, two parts pass, then the tab is closed (its sessionStorage with it).
+  const ctx1 = await browser.newContext({ viewport: { width: 1100, height: 1000 }, locale: "en-US" });
+  const main = p;
+  p = await ctx1.newPage();
+  try {
+    await p.goto(`${base}/`);
+    await drop(image2);
+    await waitState("done");
+    await p.locator("#publish-form").waitFor({ state: "visible", timeout: 10_000 });
+    let pass = 2;
+    await p.route(PART_URL, (route) => (route.request().method() === "PUT" && pass-- > 0 ? route.continue() : undefined));
+    await p.fill("#publish-token", TOKEN);
+    await p.click("#publish-go");
+    await p.waitForFunction(() => globalThis.lxdimgPublish?.sent === 2, null, { timeout: 60_000 });
+    await ctx1.close();
+    // Tab 2, another context: nothing in sessionStorage; Publish creates the session with the
+    // fingerprint and the worker answers "resumed" with the two stored parts.
+    const ctx2 = await browser.newContext({ viewport: { width: 1100, height: 1000 }, locale: "en-US" });
+    p = await ctx2.newPage();
+    await p.goto(`${base}/`);
+    await drop(image2);
+    await waitState("done");
+    await p.locator("#publish-form").waitFor({ state: "visible", timeout: 10_000 });
+    assert.equal(await p.locator("#publish-resume").count(), 0, "this tab knows of no interrupted upload");
+    const puts = [];
+    p.on("request", (r) => r.method() === "PUT" && PART_URL.test(r.url()) && puts.push(r.url()));
+    await p.fill("#publish-token", TOKEN);
+    await p.click("#publish-go");
+    await p.waitForFunction(() => ["done", "error", "rejected"].includes(globalThis.lxdimgPublish?.status), null, { timeout: 120_000 });
+    assert.equal(await p.evaluate(() => globalThis.lxdimgPublish.status), "done", await text("#publish-status"));
+    assert.equal(await p.evaluate(() => globalThis.lxdimgPublish.resumedStored), 2);
+    assert.equal(puts.length, PARTS - 2);
+    assert.match(await text("#publish-status"), new RegExp(`Published: ${FP2}`));
+    const got = createHash("sha256").update(Buffer.from(await (await fetch(`${base}/images/${FP2}/unified`)).arrayBuffer())).digest("hex");
+    assert.equal(got, FP2);
+    await ctx2.close();
+  } finally {
+    p = main;
+  }
 });
 
 await test("no page errors", async () => {
