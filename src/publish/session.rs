@@ -125,6 +125,7 @@ impl Client {
         &self,
         what: &str,
         stop: &AtomicBool,
+        bar: Option<&ProgressBar>,
         mut once: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let mut attempt = 0;
@@ -141,7 +142,12 @@ impl Client {
                         Failure::Network(m) => m.clone(),
                         Failure::Status(c, b) => format!("HTTP {c}: {}", error_text(b)),
                     };
-                    eprintln!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f64());
+                    let line = format!("{what}: {why}; retrying in {:.1} s", wait.as_secs_f64());
+                    // Above the progress bar when one is drawn, else a plain line.
+                    match bar.filter(|b| !b.is_hidden()) {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
@@ -158,7 +164,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<(u16, String), Failure> {
         let never = AtomicBool::new(false);
-        self.with_retries(&format!("{method} {path}"), &never, || {
+        self.with_retries(&format!("{method} {path}"), &never, None, || {
             let r = self.req(method, path);
             let r = match body {
                 Some(b) => r
@@ -338,7 +344,7 @@ fn put_part(
 ) -> Result<(), Failure> {
     let role = &plan.files[t.file].role;
     let path = format!("/api/uploads/{id}/{role}/{}", t.part);
-    client.with_retries(&format!("part {role} {}", t.part), stop, || {
+    client.with_retries(&format!("part {role} {}", t.part), stop, Some(bar), || {
         let mut reader = PartReader {
             file: &handles[t.file],
             pos: t.offset,
