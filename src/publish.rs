@@ -135,13 +135,23 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template(
-            "uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    pb.set_style(uploading_style());
     pb
+}
+
+fn uploading_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// While the worker validates a session's files at completion (seconds per 100 MB).
+fn server_checking_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} all parts sent; the server is checking the image ({elapsed})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {

@@ -552,7 +552,12 @@ pub fn upload(
         }
         let sent = sending.elapsed();
         let completing = Instant::now();
+        pb.set_style(super::server_checking_style());
+        pb.reset_elapsed();
+        pb.enable_steady_tick(Duration::from_millis(150));
         let answer = complete(client, &id, aliases);
+        pb.disable_steady_tick();
+        pb.set_style(super::uploading_style());
         if round == 0 {
             // Where the time went: sending, then the server's validation of the assembled files.
             pb.suspend(|| {
