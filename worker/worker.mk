@@ -3,6 +3,8 @@
 #
 #   make run-worker        wrangler dev on http://127.0.0.1:8080: the page (www/) + the API
 #   make test-worker       worker tests in workerd (Miniflare) + unit tests (part of `make test`)
+#   make test-worker-sessions  upload sessions in workerd: a ~300 MB image in parts at the default
+#                          MAX_REQUEST_BYTES, resume, rejection, sweep, twins (part of `make test`)
 #   make test-worker-attack  the worker under attack, checked by listing R2 and querying D1, and a
 #                          short load test that must see no error (part of `make test`)
 #   make test-worker-lxd   the real LXD 5.0.2 client against the worker over HTTPS (part of `make test`)
@@ -16,10 +18,15 @@ WORKER_DIR := worker
 WRANGLER := $(WORKER_DIR)/node_modules/.bin/wrangler
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real run-worker bench-worker load-worker bench-publish
+.PHONY: worker-deps worker-pkg worker-build worker-images test-worker test-worker-unit test-worker-sessions test-worker-attack test-worker-lxd run-worker bench-worker load-worker
 
-EXTRA_TESTS += test-worker test-worker-attack test-worker-lxd test-worker-publish test-worker-sessions-real
-EXTRA_BENCH += bench-worker load-worker bench-publish
+EXTRA_TESTS += test-worker test-worker-sessions test-worker-attack test-worker-lxd
+EXTRA_BENCH += bench-worker load-worker
+
+# lxdimg publish through upload sessions (the CLI, the real clients) and its benchmark.
+.PHONY: test-worker-publish test-worker-sessions-real bench-publish
+EXTRA_TESTS += test-worker-publish test-worker-sessions-real
+EXTRA_BENCH += bench-publish
 
 $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORKER_DIR)/package-lock.json
 	cd $(WORKER_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -41,6 +48,9 @@ test-worker-unit: worker-deps
 
 test-worker: worker-build worker-images
 	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/unit.test.js test/worker.test.js
+
+test-worker-sessions: worker-build worker-images
+	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/sessions.test.js
 
 test-worker-attack: worker-build worker-images
 	cd $(WORKER_DIR) && node --test --test-concurrency=1 test/attack.test.js
