@@ -80,7 +80,13 @@ export function applyI18n(root = document) {
     if (key) {
       const parts = {};
       for (const c of el.querySelectorAll(":scope > [data-i18n-part]")) parts[c.getAttribute("data-i18n-part")] = c;
-      if (Object.keys(parts).length) el.replaceChildren(tNodes(key, parts));
+      if (Object.keys(parts).length) {
+        const frag = tNodes(key, parts);
+        // A part the string does not place (a catalogue missing a {placeholder}) is kept at the
+        // end rather than dropped: other code may hold it by id.
+        for (const node of Object.values(parts)) if (!frag.contains(node)) frag.append(" ", node);
+        el.replaceChildren(frag);
+      }
       else el.textContent = t(key);
     }
     const attrs = el.getAttribute("data-i18n-attr");

@@ -243,6 +243,9 @@ await test("a zh-CN browser gets the page in Chinese, nothing left in English", 
     assert.ok(await cjkGlyphs(p), "Chinese renders as boxes: install fonts-noto-cjk (make i18n-fonts)");
     assert.ok(await noOverflow(p), "horizontal overflow");
     await shot(p, "zh-CN-start");
+    await p.setViewportSize({ width: 390, height: 800 });
+    assert.ok(await noOverflow(p), "horizontal overflow at phone width");
+    await shot(p, "zh-CN-start-phone", false);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
@@ -386,6 +389,16 @@ await test("an accepted image in Chinese, desktop and phone width", async () => 
     assert.equal(await p.locator("#error").innerText(), ZH["page.error.noUrl"]);
     await p.getByRole("button", { name: "English" }).click();
     assert.equal(await p.locator("#error").innerText(), EN["page.error.noUrl"]);
+    // An error the Web Worker sends (a key and params): shown in the page's language.
+    const missing = `${base}fixtures/no-such-image.tar.xz`;
+    await p.getByRole("button", { name: "简体中文" }).click();
+    await p.locator("#url").fill(missing);
+    await p.locator("#url-form button[type=submit]").click();
+    await p.waitForFunction(() => document.body.dataset.state === "error");
+    const status = "404 Not Found";
+    assert.equal(await p.locator("#error").innerText(), ZH["page.error.fetchStatus"].replace("{url}", missing).replace("{status}", status));
+    await p.getByRole("button", { name: "English" }).click();
+    assert.equal(await p.locator("#error").innerText(), `Could not fetch ${missing}: the server answered HTTP ${status}`);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
