@@ -14,7 +14,7 @@ WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack test-publish-page bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
 
 EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
@@ -70,12 +70,7 @@ test-e2e: setup www-setup wasm-pkg build
 test-attack: www-setup wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/attack.mjs
 
-# "Publish to this server" (www/publish.js) against the worker under wrangler dev with a 6 MB request
-# cap: drop, publish, reload mid-upload, resume, the commands, the stored bytes.
-test-publish-page: www-setup wasm-pkg worker-deps
-	node $(BROWSER_TESTS)/publish.mjs
-
-test-www: test-wasm test-e2e test-attack test-publish-page
+test-www: test-wasm test-e2e test-attack
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
@@ -98,3 +93,11 @@ i18n-fonts:
 
 test-i18n-browser: www-setup i18n-fonts wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/i18n.mjs
+
+# ---- publishing from the page ------------------------------------------------------------------
+# "Publish to this server" (www/publish.js) against the worker under wrangler dev with a 6 MB request
+# cap: drop, publish, reload mid-upload, resume, the commands, the stored bytes.
+.PHONY: test-publish-page
+test-www: test-publish-page
+test-publish-page: www-setup wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/publish.mjs
