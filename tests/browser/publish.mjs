@@ -4,7 +4,7 @@
 //
 //   1. the page served by www/serve.mjs (no worker): an accepted image gets no panel;
 //   2. served by the worker: drop the image, it is inspected and accepted, the panel appears;
-//      Publish without a token says so; with the token (remembered for the tab) the upload starts;
+//      Publish without a token says so, with a wrong one shows the 401; with the token (remembered for the tab) the upload starts;
 //      after 2 parts the remaining part requests are held (Playwright routes) and the page is
 //      reloaded mid-upload;
 //   3. the token is still in the field (remembered), the same file dropped again: the panel says
@@ -179,6 +179,11 @@ await test("served by the worker: drop, inspect, publish, reload mid-upload", as
 
   await p.click("#publish-go");
   assert.match(await text("#publish-status"), /Type the server's upload token first/);
+  await p.fill("#publish-token", "not-the-token");
+  await p.click("#publish-go");
+  await p.waitForFunction(() => globalThis.lxdimgPublish?.status === "error", null, { timeout: 30_000 });
+  assert.match(await text("#publish-status"), /HTTP 401/);
+  await p.fill("#publish-token", "");
 
   // Two part requests pass; the rest are held until the reload throws them away.
   let pass = 2;
