@@ -467,6 +467,27 @@ describe("upload sessions, small parts", () => {
     assert.deepEqual(st.aliases.filter((x) => x.name.startsWith("twin")).map((x) => x.name), ["twin-a", "twin-b"]);
   });
 
+  it("an image stored by someone else while the session was open: complete is a no-op (200, objects dropped, aliases added)", async () => {
+    const c = client(w);
+    const data = img("unified-amd64.tar.xz");
+    const fp = sha256(data);
+    const s = await (await c.create([{ role: "unified", size: data.length }], { fingerprint: fp, aliases: ["late"] })).json();
+    await sendAll(c, s, { unified: data });
+    let r = await w.fetch("/api/images?alias=first", { method: "POST", headers: auth, body: data });
+    assert.equal(r.status, 201);
+    const before = await w.consistent();
+    r = await c.complete(s.id);
+    const b = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(b).slice(0, 300));
+    assert.equal(b.created, false);
+    assert.equal(b.fingerprint, fp);
+    const after = await w.consistent();
+    assert.deepEqual(after.objects, before.objects);
+    assert.deepEqual(after.images, before.images);
+    assert.ok(after.aliases.some((a) => a.name === "late" && a.fingerprint === fp));
+    assert.deepEqual(await sessionRows(w, s.id), { sessions: 1, files: 0, parts: 0 });
+  });
+
   it("a completion whose invocation died is taken over by the next complete; one whose client left finishes", async () => {
     const c = client(w);
     const data = img("unified-arm64.tar.gz");
