@@ -16,6 +16,8 @@ const args = process.argv.slice(2);
 const JOBS = Number(process.env.JOBS || 4);
 const RUNS = Number(process.env.RUNS || 3);
 const auth = { authorization: `Bearer ${TOKEN}` };
+const T0 = performance.now();
+const log = (m) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${m}\n`);
 
 const w = await start({ MAX_UPLOAD_BYTES: String(8 * 1024 ** 3), MAX_REQUEST_BYTES: String(8 * 1024 ** 3), PART_BYTES: String(64 << 20) }, { direct: true });
 
@@ -102,7 +104,9 @@ try {
       let bestS = null;
       for (let r = 0; r < RUNS; r++) {
         best1 = Math.min(best1, await single(data));
+        log(`single request ${r + 1}: ${best1.toFixed(1)} s best`);
         const s = await session([{ role: "unified", data, name: path.basename(file) }], ["multi"]);
+        log(`session ${r + 1}: parts ${s.partsSeconds.toFixed(1)} s, complete ${s.completeSeconds.toFixed(1)} s (${Math.round(s.completeCpuMs)} ms workerd CPU)`);
         if (!bestS || s.seconds < bestS.seconds) bestS = s;
       }
       console.log(JSON.stringify({
