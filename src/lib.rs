@@ -23,6 +23,7 @@ pub mod detect;
 pub mod findings;
 mod inspector;
 pub mod limits;
+pub mod make;
 pub mod report;
 pub mod rootfs;
 pub mod simplestreams;
