@@ -18,21 +18,13 @@ D=bench/data
 mkdir -p "$D"
 
 need() { command -v "$1" >/dev/null || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
-need debootstrap debootstrap; need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
+need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
 
 # Deterministic tarballs: same bytes from the same tree, whoever builds them.
 TAR=(tar --sort=name --mtime=@1704067200 --owner=0 --group=0 --numeric-owner --format=gnu)
 # Pseudo-random bytes from a fixed key: `random N` writes N bytes.
 # (openssl stops on SIGPIPE when head has enough: that is the normal end, not a failure.)
 random() { { openssl enc -aes-128-ctr -nosalt -K 6c7864696d672d62656e63682d6b6579 -iv 0 -in /dev/zero 2>/dev/null || true; } | head -c "$1"; }
-# The apt mirror this machine uses (never a host name written here).
-mirror() {
-  local u
-  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  [ -n "$u" ] || u=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$u" ] || { echo "bench: no Debian mirror in the apt sources" >&2; exit 1; }
-  echo "$u"
-}
 metadata() { # DIR: metadata.yaml and templates/ of the bench images
   mkdir -p "$1/templates"
   cat > "$1/metadata.yaml" <<YAML
@@ -55,11 +47,7 @@ atomic() { # OUT CMD...: runs CMD > OUT.tmp, then renames (an interrupted run le
   "$@" > "$out.tmp" && mv "$out.tmp" "$out"
 }
 
-if [ ! -f "$D/rootfs/etc/os-release" ]; then
-  echo "bench: debootstrapping Debian bookworm into $D/rootfs (a few minutes)" >&2
-  rm -rf "$D/rootfs"
-  debootstrap --variant=minbase --include=systemd,iproute2,openssh-server,python3 bookworm "$D/rootfs" "$(mirror)" >"$D/debootstrap.log" 2>&1
-fi
+scripts/debian-rootfs.sh "$D/rootfs" --include=systemd,iproute2,openssh-server,python3
 metadata "$D/meta"
 atomic "$D/debian.tar" "${TAR[@]}" -cf - -C "$D/meta" metadata.yaml templates -C "$PWD/$D" rootfs
 atomic "$D/debian.tar.gz" gzip -6 -n -c "$D/debian.tar"

@@ -15,6 +15,9 @@ mod publish;
 mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod make_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -100,6 +103,12 @@ mod cli {
         /// Incus clients: `lxc remote add NAME URL --protocol simplestreams`).
         #[command(subcommand)]
         Stream(crate::stream::cli::StreamCommand),
+        /// Make a split image from a rootfs file: propose metadata.yaml from the rootfs (ELF
+        /// architecture of /bin/sh, os-release), write the metadata tarball, print the fingerprint
+        /// and the import command. The rootfs stays untouched.
+        ///
+        /// Exit status: 0 when made (the core accepts it), 1 when not, 2 on usage or I/O errors.
+        Make(crate::make_cli::MakeArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -137,7 +146,7 @@ mod cli {
     }
 
     /// Reads a file through `f` in [`CHUNK`]-sized reads into one buffer; `stop` ends reading early.
-    fn pump(
+    pub(crate) fn pump(
         path: &Path,
         pb: &ProgressBar,
         mut f: impl FnMut(&[u8]),
@@ -238,6 +247,7 @@ mod cli {
                 }
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
+            Command::Make(a) => crate::make_cli::run_make(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())

@@ -148,7 +148,7 @@ pub fn metadata_tarball(
 ) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     let mtime = mtime.max(0) as u64;
-    let mut header = |kind: tar::EntryType, mode: u32, size: u64| {
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
         h.set_mode(mode);
