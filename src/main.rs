@@ -15,6 +15,9 @@ mod publish;
 mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod rewrite_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -100,6 +103,9 @@ mod cli {
         /// Incus clients: `lxc remote add NAME URL --protocol simplestreams`).
         #[command(subcommand)]
         Stream(crate::stream::cli::StreamCommand),
+        /// Rewrite a unified image as a stream: replace, drop or add members, same codec.
+        #[command(hide = true)]
+        Rewrite(crate::rewrite_cli::RewriteArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -238,6 +244,7 @@ mod cli {
                 }
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
+            Command::Rewrite(a) => crate::rewrite_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())
