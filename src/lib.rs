@@ -25,6 +25,7 @@ mod inspector;
 pub mod limits;
 pub mod make;
 pub mod report;
+pub mod rewrite;
 pub mod rootfs;
 pub mod simplestreams;
 pub mod tar;

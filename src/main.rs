@@ -18,6 +18,9 @@ mod stream;
 mod make_cli;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod rewrite_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -109,6 +112,9 @@ mod cli {
         ///
         /// Exit status: 0 when made (the core accepts it), 1 when not, 2 on usage or I/O errors.
         Make(crate::make_cli::MakeArgs),
+        /// Rewrite a unified image as a stream: replace, drop or add members, same codec.
+        #[command(hide = true)]
+        Rewrite(crate::rewrite_cli::RewriteArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -248,6 +254,7 @@ mod cli {
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
             Command::Make(a) => crate::make_cli::run_make(a),
+            Command::Rewrite(a) => crate::rewrite_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())
