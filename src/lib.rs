@@ -24,6 +24,7 @@ pub mod findings;
 mod inspector;
 pub mod limits;
 pub mod make;
+pub mod repair;
 pub mod report;
 pub mod rewrite;
 pub mod rootfs;

@@ -112,6 +112,12 @@ mod cli {
         ///
         /// Exit status: 0 when made (the core accepts it), 1 when not, 2 on usage or I/O errors.
         Make(crate::make_cli::MakeArgs),
+        /// Repair an image LXD refuses (or whose init or first start fails): print the fixes and
+        /// the diff of metadata.yaml, then write a repaired copy (split: a new metadata tarball;
+        /// unified: rewritten as a stream in its codec), checked by the core, with its fingerprint.
+        ///
+        /// Exit status: 0 when repaired (or nothing to repair), 1 when not, 2 on usage or I/O errors.
+        Repair(crate::make_cli::RepairArgs),
         /// Rewrite a unified image as a stream: replace, drop or add members, same codec.
         #[command(hide = true)]
         Rewrite(crate::rewrite_cli::RewriteArgs),
@@ -254,6 +260,7 @@ mod cli {
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
             Command::Make(a) => crate::make_cli::run_make(a),
+            Command::Repair(a) => crate::make_cli::run_repair(a),
             Command::Rewrite(a) => crate::rewrite_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())

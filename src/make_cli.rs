@@ -230,3 +230,200 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     }
     Ok(if bad.is_empty() { 0 } else { 1 })
 }
+
+#[derive(clap::Args)]
+pub struct RepairArgs {
+    /// The image: a unified image, or the metadata tarball of a split image.
+    file: PathBuf,
+    /// The rootfs file of a split image.
+    rootfs: Option<PathBuf>,
+    /// Directory for the repaired file (default: FILE's directory).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write without asking (the diff is still printed).
+    #[arg(long)]
+    yes: bool,
+    /// What to write: a unified image is rewritten as a stream in its own codec (`unified`, the
+    /// default for one); a split image gets a new metadata tarball (`split`, the default for one).
+    #[arg(long, value_parser = ["split", "unified"])]
+    to: Option<String>,
+    /// Print the plan and the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `foo.tar.gz` → `foo.repaired.tar.gz` (the extension of `format` when the codec changes).
+fn repaired_name(p: &Path, format: Option<lxdimg::detect::Format>) -> String {
+    let s = stem(p);
+    match format {
+        Some(f) => format!("{s}.repaired{}", f.extension()),
+        None => {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            format!("{s}.repaired{}", &name[s.len().min(name.len())..])
+        }
+    }
+}
+
+pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
+    use lxdimg::repair::{plan, MetaReader};
+    if a.file.as_os_str() == "-" || a.rootfs.as_deref().is_some_and(|r| r.as_os_str() == "-") {
+        return Err(invalid("repair reads its files twice (plan, then the check of the result): give file names, not -"));
+    }
+    let split = a.rootfs.is_some();
+    match (a.to.as_deref(), split) {
+        (Some("unified"), true) => {
+            return Err(invalid("--to unified: a split image is repaired as a split image (a new metadata tarball; the rootfs is untouched)"))
+        }
+        (Some("split"), false) => {
+            return Err(invalid("--to split of a unified image is not done by lxdimg: it repairs a unified image as a stream in its own codec (the default)"))
+        }
+        _ => {}
+    }
+    let now = now_unix();
+    let report = crate::cli::inspect_report(&a.file, a.rootfs.as_deref(), None)?;
+    let limits = lxdimg::decode::ExpansionLimits {
+        max_decoded: lxdimg::limits::DEFAULT_MAX_DECODED_BYTES.max(64 << 30),
+        max_ratio: lxdimg::limits::DEFAULT_MAX_EXPANSION_RATIO,
+    };
+    let mut reader = MetaReader::new(limits);
+    pump(&a.file, &ProgressBar::hidden(), |b| reader.push(b), &mut || false)?;
+    let parts = reader.finish();
+    // The architecture from the rootfs's ELF header, when the metadata's is no use.
+    let rootfs_arch = match (&a.rootfs, &report.architecture) {
+        (Some(r), None) => {
+            let mut p = RootfsProbe::new(limits);
+            pump(r, &ProgressBar::hidden(), |b| p.push(b), &mut || false)?;
+            p.finish().architecture.map(|g| g.name)
+        }
+        _ => None,
+    };
+    let before = problems(&report);
+    let mut out = io::stdout().lock();
+    let p = match plan(&parts, &report, now, rootfs_arch) {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(out, "Not repaired: {}", shown(&e))?;
+            return Ok(1);
+        }
+    };
+    if !a.json {
+        writeln!(out, "Image: {} ({})", shown(&a.file.display().to_string()), if split { "split" } else { "unified" })?;
+        if before.is_empty() {
+            writeln!(out, "Now: accepted, no error finding")?;
+        } else {
+            writeln!(out, "Now:")?;
+            for b in &before {
+                writeln!(out, "    {}", shown(b))?;
+            }
+        }
+        writeln!(out, "Fixes:")?;
+        for f in &p.fixes {
+            writeln!(out, "    [{}] {}", f.code, shown(&f.what))?;
+        }
+        if p.fixes.is_empty() {
+            writeln!(out, "    (none)")?;
+        }
+        for u in &p.unfixable {
+            writeln!(out, "Not fixable: {}", shown(u))?;
+        }
+        writeln!(out, "{}", shown_diff(&p.diff()))?;
+    }
+    if p.fixes.is_empty() {
+        if !a.json {
+            writeln!(out, "Nothing to repair mechanically.")?;
+        }
+        return Ok(if before.is_empty() { 0 } else { 1 });
+    }
+    if !a.yes && !a.json {
+        use std::io::IsTerminal;
+        if !io::stdin().is_terminal() {
+            writeln!(out, "Not written: run with --yes to write the repaired image")?;
+            return Ok(1);
+        }
+        write!(out, "Write the repaired image? [y/N] ")?;
+        out.flush()?;
+        let mut line = String::new();
+        io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            writeln!(out, "Not written.")?;
+            return Ok(1);
+        }
+    }
+    let dir = a
+        .out
+        .clone()
+        .or_else(|| a.file.parent().map(Path::to_path_buf))
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (path, report2) = if let Some(rootfs) = &a.rootfs {
+        let meta = make::metadata_tarball(&p.new_yaml, &p.templates, now)?;
+        let path = dir.join(repaired_name(&a.file, Some(lxdimg::detect::Format::Xz)));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let r = inspect_split(&meta, &name, rootfs)?;
+        if problems(&r).is_empty() {
+            write_atomic(&path, &meta)?;
+        }
+        (path, r)
+    } else {
+        let format = p.recompress.then_some(lxdimg::detect::Format::Xz);
+        let path = dir.join(repaired_name(&a.file, format));
+        let checking = dir.join(format!(".{}.checking-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+        let opts = lxdimg::rewrite::RewriteOptions {
+            format,
+            ..Default::default()
+        };
+        crate::rewrite_cli::rewrite_file(&a.file, &checking, p.edits(now.max(0) as u64), opts, &mut |_| {})?;
+        let r = crate::cli::inspect_report(&checking, None, None);
+        let r = match r {
+            Ok(r) if problems(&r).is_empty() => {
+                std::fs::rename(&checking, &path)?;
+                r
+            }
+            Ok(r) => {
+                let _ = std::fs::remove_file(&checking);
+                r
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&checking);
+                return Err(e);
+            }
+        };
+        (path, r)
+    };
+    let after = problems(&report2);
+    let path_s = path.display().to_string();
+    if a.json {
+        let v = serde_json::json!({
+            "plan": p,
+            "diff": p.diff(),
+            "file": after.is_empty().then_some(&path_s),
+            "fingerprint": report2.fingerprint,
+            "problems": after,
+            "report": report2,
+        });
+        serde_json::to_writer_pretty(&mut out, &v).map_err(io::Error::other)?;
+        writeln!(out)?;
+        return Ok(if after.is_empty() { 0 } else { 1 });
+    }
+    if !after.is_empty() {
+        writeln!(out, "Not written: the repaired image is still not accepted:")?;
+        for b in &after {
+            writeln!(out, "    {}", shown(b))?;
+        }
+        return Ok(1);
+    }
+    writeln!(out, "Repaired: {}", shown(&path_s))?;
+    writeln!(out, "Fingerprint: {}", report2.fingerprint.as_deref().unwrap_or(""))?;
+    let rootfs_s = a.rootfs.as_ref().map(|r| r.display().to_string());
+    let cmd = match &rootfs_s {
+        Some(r) => make::import_command("lxc", &path_s, r, None),
+        None => format!("lxc image import {}", shown(&path_s)),
+    };
+    writeln!(out, "Import: {}", shown(&cmd))?;
+    Ok(0)
+}
+
+/// A diff for the terminal: each line escaped, the +/- kept.
+fn shown_diff(d: &str) -> String {
+    d.lines().map(|l| shown(l).into_owned()).collect::<Vec<_>>().join("\n")
+}
