@@ -6,7 +6,8 @@
 
 use super::elf::{elf_architecture, is_elf, ELF_HEAD};
 use crate::decode::{DecodeError, Decoder, ExpansionLimits};
-use crate::detect::{sniff, Format, HEADER_LEN};
+use crate::detect::{sniff, Format};
+use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
 use crate::limits::OS_RELEASE_KEEP;
 use crate::rootfs::{os_release, OsRelease};
 use crate::tar::{EntryHeader, TarWalker, Visitor};

@@ -11,7 +11,8 @@
 
 use crate::arch;
 use crate::decode::{Decoder, ExpansionLimits};
-use crate::detect::{sniff, Format, HEADER_LEN};
+use crate::detect::{sniff, Format};
+use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
 use crate::make::emit::metadata_yaml;
 use crate::make::probe::normalize;
 use crate::report::Report;
