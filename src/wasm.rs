@@ -426,3 +426,190 @@ pub fn simplestreams_index(products_json: &str, updated: &str) -> Result<String,
     );
     Ok(serde_json::to_string_pretty(&index)? + "\n")
 }
+
+// --- make and repair (issue 12) -----------------------------------------------------------------
+
+/// `lxdimg make` in the browser: push the rootfs file once, `finish()` (what it read), then
+/// `metadata(choices, now)` (the proposed `metadata.yaml` and the metadata tarball's bytes).
+#[wasm_bindgen]
+pub struct MakeProbe {
+    core: Option<crate::make::RootfsProbe>,
+    probe: Option<crate::make::Probe>,
+}
+
+/// What the user chose (every field optional): `architecture`, `os`, `release`, `variant`,
+/// `description`, `templateSet` (`none`, `basic`, `cloud-init`).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsChoices {
+    architecture: Option<String>,
+    os: Option<String>,
+    release: Option<String>,
+    variant: Option<String>,
+    description: Option<String>,
+    template_set: Option<String>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+#[wasm_bindgen]
+impl MakeProbe {
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> MakeProbe {
+        install_panic_hook();
+        MakeProbe {
+            core: Some(crate::make::RootfsProbe::new(crate::decode::ExpansionLimits {
+                max_decoded: 64 << 30,
+                max_ratio: crate::limits::DEFAULT_MAX_EXPANSION_RATIO,
+            })),
+            probe: None,
+        }
+    }
+
+    /// The next bytes of the rootfs file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.core
+            .as_mut()
+            .ok_or_else(|| JsError::new("this MakeProbe was already finished"))?
+            .push(chunk);
+        Ok(())
+    }
+
+    /// Ends the rootfs: `{format, size, entries, architecture: {name, path, file} | null,
+    /// os_release, os_release_file, error}`.
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
+        let p = self
+            .core
+            .take()
+            .ok_or_else(|| JsError::new("this MakeProbe was already finished"))?
+            .finish();
+        let v = to_js(&p);
+        self.probe = Some(p);
+        v
+    }
+
+    /// The proposal: `{metadata, yaml, tarball: Uint8Array, alias}`; an error says which choice
+    /// is missing. `now`: the caller's clock (Unix seconds).
+    pub fn metadata(&self, choices: JsValue, now: f64) -> Result<JsValue, JsError> {
+        let c: JsChoices = if choices.is_undefined() || choices.is_null() {
+            JsChoices::default()
+        } else {
+            serde_wasm_bindgen::from_value(choices).map_err(|e| JsError::new(&e.to_string()))?
+        };
+        let set = match c.template_set.as_deref() {
+            None => crate::template::sets::TemplateSet::Basic,
+            Some(n) => crate::template::sets::TemplateSet::from_name(n)
+                .ok_or_else(|| JsError::new(&format!("unknown template set {n:?}")))?,
+        };
+        let choices = crate::make::Choices {
+            architecture: nonempty(c.architecture),
+            os: nonempty(c.os),
+            release: nonempty(c.release),
+            variant: nonempty(c.variant),
+            description: nonempty(c.description),
+            template_set: Some(set),
+        };
+        let now = now as i64;
+        let m = crate::make::propose(self.probe.as_ref(), &choices, now).map_err(|e| JsError::new(&e))?;
+        let yaml = crate::make::metadata_yaml(&m);
+        let tarball = crate::make::metadata_tarball(&yaml, &crate::make::template_files(set), now)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let props = m.properties.clone().unwrap_or_default();
+        let alias = format!("{}/{}", props["os"], props["release"]).to_lowercase().replace(' ', "-");
+        let out = js_sys::Object::new();
+        let set_key = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
+        set_key("metadata", &to_js(&m)?).map_err(|_| JsError::new("set"))?;
+        set_key("yaml", &yaml.into()).map_err(|_| JsError::new("set"))?;
+        set_key("alias", &alias.into()).map_err(|_| JsError::new("set"))?;
+        set_key("tarball", &js_sys::Uint8Array::from(tarball.as_slice()).into()).map_err(|_| JsError::new("set"))?;
+        Ok(out.into())
+    }
+}
+
+/// `lxdimg repair` in the browser: push the image as to an `Inspector` (`startRootfs()` between
+/// the two files of a split image), then `finish(now)`: `{report, plan, diff, tarball?}` — the
+/// plan's fixes (each with its finding code), the diff of `metadata.yaml`, and for a split image
+/// the repaired metadata tarball (inspect it again with the rootfs before offering it).
+#[wasm_bindgen]
+pub struct Repairer {
+    inspector: Option<crate::Inspector>,
+    reader: Option<crate::repair::MetaReader>,
+    parts: Option<crate::repair::MetaParts>,
+}
+
+#[wasm_bindgen]
+impl Repairer {
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: Option<JsInspectorOptions>) -> Result<Repairer, JsError> {
+        install_panic_hook();
+        let opts = self::options(options)?;
+        let limits = crate::decode::ExpansionLimits {
+            max_decoded: opts.max_decoded_bytes,
+            max_ratio: opts.max_expansion_ratio,
+        };
+        Ok(Repairer {
+            inspector: Some(crate::Inspector::new(opts)),
+            reader: Some(crate::repair::MetaReader::new(limits)),
+            parts: None,
+        })
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.inspector
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .push(chunk);
+        if let Some(r) = self.reader.as_mut() {
+            r.push(chunk);
+        }
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = startRootfs)]
+    pub fn start_rootfs(&mut self) -> Result<(), JsError> {
+        self.inspector
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .start_rootfs()
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        self.parts = self.reader.take().map(|r| r.finish());
+        Ok(())
+    }
+
+    pub fn finish(&mut self, now: f64) -> Result<JsValue, JsError> {
+        let report = self
+            .inspector
+            .take()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .finish();
+        let split = self.parts.is_some();
+        let parts = match self.parts.take() {
+            Some(p) => p,
+            None => self.reader.take().map(|r| r.finish()).unwrap_or_default(),
+        };
+        let now = now as i64;
+        let out = js_sys::Object::new();
+        let set_key = |k: &str, v: &JsValue| {
+            js_sys::Reflect::set(&out, &k.into(), v)
+                .map(|_| ())
+                .map_err(|_| JsError::new("set"))
+        };
+        set_key("report", &to_js(&report)?)?;
+        match crate::repair::plan(&parts, &report, now, None) {
+            Err(e) => set_key("error", &e.into())?,
+            Ok(p) => {
+                set_key("plan", &to_js(&p)?)?;
+                set_key("diff", &p.diff().into())?;
+                if split && !p.fixes.is_empty() {
+                    let t = crate::make::metadata_tarball(&p.new_yaml, &p.templates, now)
+                        .map_err(|e| JsError::new(&e.to_string()))?;
+                    set_key("tarball", &js_sys::Uint8Array::from(t.as_slice()).into())?;
+                }
+            }
+        }
+        Ok(out.into())
+    }
+}
