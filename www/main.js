@@ -7,6 +7,9 @@
 // Content-Security-Policy (www/csp.js) forbids inline script and eval, and its Trusted Types rule
 // makes any HTML or script sink throw; the only script URLs are this page's own two workers.
 
+import { t, tNodes } from "./i18n.js";
+import { lxdErrorKey } from "./lxd-errors.js";
+
 const $ = (id) => document.getElementById(id);
 
 // From the core, with worker.js's "ready" message: the verdict targets in the Report's order
@@ -61,7 +64,7 @@ function shown(s, keep = "") {
   for (const m of controls ? text.matchAll(controls) : []) {
     if (keep.includes(m[0])) continue;
     const code = m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-    frag.append(text.slice(at, m.index), h("span", { class: "ctl", title: `control character U+${code}` }, escapedControl(m[0])));
+    frag.append(text.slice(at, m.index), h("span", { class: "ctl", title: t("page.ctl.title", { code }) }, escapedControl(m[0])));
     at = m.index + m[0].length;
   }
   frag.append(text.slice(at));
@@ -101,9 +104,35 @@ function bytes(n) {
 
 function duration(s) {
   if (!isFinite(s)) return "?";
-  if (s < 1) return "< 1 s";
-  if (s < 90) return `${Math.round(s)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  if (s < 1) return t("page.duration.lessThanSecond");
+  if (s < 90) return t("page.duration.seconds", { s: Math.round(s) });
+  return t("page.duration.minutes", { m: Math.floor(s / 60), s: Math.round(s % 60) });
+}
+
+/** An inline code element. */
+const code = (...c) => h("code", {}, ...c);
+
+/**
+ * An LXD/Incus error text, word for word, and beside it the explanation in the page's language
+ * (www/lxd-errors.js), if one is known.
+ */
+function lxdError(text, wrap = (x) => h("code", {}, x)) {
+  const key = lxdErrorKey(text);
+  return [wrap(shown(text)), key ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(key) })) : null];
+}
+
+/** A finding's translated title (catalogue `finding.CODE.title`), or its code when unknown. */
+function findingTitle(c) {
+  const key = `finding.${c}.title`;
+  const title = t(key);
+  return title === key ? t("page.findings.unknownCode", { code: c }) : title;
+}
+
+/** A finding's translated explanation (`finding.CODE.explain`), or null when unknown. */
+function findingExplain(c) {
+  const key = `finding.${c}.explain`;
+  const text = t(key);
+  return text === key ? null : text;
 }
 
 // ---- the worker -------------------------------------------------------------------------------
@@ -118,7 +147,7 @@ function startWorker() {
   worker.onmessage = (e) => onWorkerMessage(e.data);
   worker.onerror = (e) => {
     e.preventDefault?.();
-    fail(`The inspection worker failed: ${e.message || "it could not be loaded"}`);
+    fail({ key: "page.error.workerFailed", params: { message: e.message || t("page.error.workerNotLoaded") } });
   };
 }
 
@@ -132,7 +161,7 @@ function onWorkerMessage(m) {
     $("version").textContent = m.version;
     return;
   }
-  if (m.type === "error" && m.id === null) return fail(m.message); // the worker could not start
+  if (m.type === "error" && m.id === null) return fail(m); // the worker could not start
   if (!job || m.id !== job.id) return;
   switch (m.type) {
     case "start":
@@ -152,7 +181,7 @@ function onWorkerMessage(m) {
       finished(m);
       break;
     case "error":
-      fail(m.message);
+      fail(m);
       break;
   }
 }
@@ -167,7 +196,7 @@ function inspect(sources) {
   $("progress").hidden = false;
   $("bar").value = 0;
   $("bar").removeAttribute("max");
-  $("progress-text").textContent = "Starting…";
+  $("progress-text").textContent = t("page.progress.starting");
   $("progress-name").replaceChildren(...joined(sources.map((s) => shown(s.kind === "file" ? s.file.name : s.url)), " + "));
   job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0 };
   document.body.dataset.state = "reading";
@@ -183,7 +212,7 @@ function cancel(show = true) {
   $("progress").hidden = true;
   if (show) {
     const early = $("early");
-    early.replaceChildren(h("p", { class: "notice" }, "Cancelled — nothing more is read. Choose another image."));
+    early.replaceChildren(h("p", { class: "notice", id: "cancelled" }, t("page.cancelled")));
     early.hidden = false;
     document.body.dataset.state = "cancelled";
     $("picker").focus();
@@ -191,23 +220,31 @@ function cancel(show = true) {
 }
 
 function progress(done, total) {
-  const t = performance.now();
+  const now = performance.now();
   job.done = done;
-  const dt = (t - job.lastT) / 1000;
+  job.total = total;
+  const dt = (now - job.lastT) / 1000;
   if (dt > 0.05) {
     const inst = (done - job.lastDone) / dt;
     job.speed = job.speed ? 0.7 * job.speed + 0.3 * inst : inst;
-    job.lastT = t;
+    job.lastT = now;
     job.lastDone = done;
   }
-  const parts = [total ? `${bytes(done)} of ${bytes(total)}` : `${bytes(done)}`];
-  if (job.speed) parts.push(`${bytes(job.speed)}/s`);
-  if (total && job.speed) parts.push(`about ${duration((total - done) / job.speed)} left`);
-  $("progress-text").textContent = parts.join(" · ");
+  progressText();
   if (total) {
     $("bar").max = total;
     $("bar").value = done;
   }
+}
+
+/** The progress line (bytes read, speed, time left) in the page's language. */
+function progressText() {
+  if (!job || !job.done) return;
+  const { done, total } = job;
+  const parts = [total ? t("page.progress.of", { done: bytes(done), total: bytes(total) }) : `${bytes(done)}`];
+  if (job.speed) parts.push(t("page.progress.speed", { speed: bytes(job.speed) }));
+  if (total && job.speed) parts.push(t("page.progress.left", { time: duration((total - done) / job.speed) }));
+  $("progress-text").textContent = parts.join(" · ");
 }
 
 /** A verdict's class: `accepted` is true, false, or null when lxdimg cannot judge (see `reason`). */
@@ -215,41 +252,66 @@ function verdictClass(v) {
   return v.accepted === true ? "ok" : v.accepted === false ? "bad" : "unknown";
 }
 
-/** The reference target's verdict as a sentence. */
+/**
+ * The reference target's verdict as a sentence. LXD's error is quoted word for word; the
+ * explanation beside it is in the page's language.
+ */
 function verdictLine(v) {
   const mark = (m) => h("span", { "aria-hidden": "true" }, m);
-  if (v.accepted === true) return h("p", { class: "ok" }, mark("✓ "), `${referenceName()} will accept this image.`);
+  const target = referenceName();
+  if (v.accepted === true) return h("p", { class: "ok" }, mark("✓ "), t("page.verdict.accept", { target }));
   if (v.accepted === false) {
-    return h("p", { class: "bad" }, mark("✗ "), `${referenceName()} will refuse this image: `, h("q", {}, "Error: ", shown(v.error)));
+    const key = lxdErrorKey(v.error);
+    return [
+      h("p", { class: "bad" }, mark("✗ "), tNodes("page.verdict.refuse", { target, error: h("q", {}, "Error: ", shown(v.error)) })),
+      key ? h("p", { class: "hint verdict-explain" }, t("page.verdict.refuseExplain", { explain: t(key) })) : null,
+    ];
   }
-  return h("p", { class: "unknown" }, mark("? "), "lxdimg cannot judge: ", shown(v.reason));
+  return h("p", { class: "unknown" }, mark("? "), tNodes("page.verdict.unknown", { reason: shown(v.reason) }));
 }
 
 /** What follows the import for the reference target: `lxc init`, then the first start. */
 function initLine(v, r) {
   if (v.accepted !== true) return null;
   const c = v.creatable;
-  const init = h("code", {}, "lxc init");
+  const init = code("lxc init");
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
-  if (c.ok === false) return h("p", { class: "bad", id: "init-line" }, init, " (and ", h("code", {}, "lxc launch"), ") will fail: ", h("code", {}, shown(c.error)));
-  if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, "Whether ", init, " can create an instance is not known: ", shown(c.error));
-  if (breaks) {
-    return h("p", { class: "bad", id: "init-line" }, init, " creates an instance, but it fails at first start (",
-      h("code", {}, "lxc start"), ", ", h("code", {}, "lxc launch"), "): ", shown(breaks.message));
+  if (c.ok === false) {
+    return h("p", { class: "bad", id: "init-line" }, tNodes("page.init.fail", { init, launch: code("lxc launch"), error: code(shown(c.error)) }),
+      lxdErrorKey(c.error) ? h("span", { class: "lxd-explain" }, " ", t("page.lxdExplain", { explain: t(lxdErrorKey(c.error)) })) : null);
   }
-  return h("p", { class: "ok", id: "init-line" }, init, " creates an instance from it (starting it is not checked here).");
+  if (c.ok === null) return h("p", { class: "hint", id: "init-line" }, tNodes("page.init.unknown", { init, reason: shown(c.error) }));
+  if (breaks) {
+    return h("p", { class: "bad", id: "init-line" },
+      tNodes("page.init.breaks", { init, start: code("lxc start"), launch: code("lxc launch"), message: shown(breaks.message) }),
+      " ", h("span", { class: "lxd-explain" }, findingTitle(breaks.code)));
+  }
+  return h("p", { class: "ok", id: "init-line" }, tNodes("page.init.ok", { init }));
 }
 
 function earlyVerdict(v) {
   const early = $("early");
+  shownEarly = v;
   early.replaceChildren(
     h("div", { class: `banner ${verdictClass(v)}`, id: "early-verdict" }, verdictLine(v),
-      h("p", { class: "hint" }, "Known from the first bytes; still reading the rest for the fingerprint and the other versions…")),
+      h("p", { class: "hint" }, t("page.verdict.early"))),
   );
   early.hidden = false;
 }
 
-function fail(message) {
+/** What the page shows now, kept so a language switch re-renders it (nothing is re-read). */
+let shownError = null;
+let shownEarly = null;
+
+/** The text of an error: `{key, params}` (translated) or `{message}` / a string (shown as is). */
+function errorText(e) {
+  if (typeof e === "string") return e;
+  if (e.key) return t(e.key, e.params ?? {});
+  return e.message;
+}
+
+/** Shows an error: a string, `{key, params}`, or a worker message `{key?, params?, message}`. */
+function fail(err) {
   if (job) {
     worker.terminate();
     startWorker();
@@ -257,13 +319,16 @@ function fail(message) {
   job = null;
   $("progress").hidden = true;
   $("early").hidden = true;
+  shownError = err;
   const e = $("error");
-  e.replaceChildren(shown(message));
+  e.replaceChildren(shown(errorText(err)));
   e.hidden = false;
   document.body.dataset.state = "error";
 }
 
 function hideError() {
+  shownError = null;
+  shownEarly = null;
   $("error").hidden = true;
   $("error").textContent = "";
 }
@@ -271,6 +336,7 @@ function hideError() {
 // ---- rendering the report ---------------------------------------------------------------------
 
 let lastReport = null;
+let lastRender = null; // [report, command, done message]: re-rendered on a language switch
 
 function finished(m) {
   const command = job.command;
@@ -280,6 +346,8 @@ function finished(m) {
   window.lxdimg.lastRun = { ms: m.ms, bytes: m.bytes, memory: m.memory };
   $("progress").hidden = true;
   $("early").hidden = true;
+  shownEarly = null;
+  lastRender = [m.report, command, m];
   render(m.report, command, m);
   $("result").hidden = false;
   document.body.dataset.state = "done";
@@ -289,9 +357,10 @@ function finished(m) {
 
 function render(r, command, m) {
   const ref = r.verdicts[reference];
-  const summary = [r.format === "split" ? "split image" : "unified image", r.type, r.architecture].filter(Boolean).join(" · ");
+  const type = { container: t("page.summary.container"), "virtual-machine": t("page.summary.virtualMachine") }[r.type] ?? r.type;
+  const summary = [r.format === "split" ? t("page.summary.split") : t("page.summary.unified"), type, r.architecture].filter(Boolean).join(" · ");
   $("verdict-banner").className = `banner ${verdictClass(ref)}`;
-  $("verdict-banner").replaceChildren(verdictLine(ref), initLine(ref, r), h("p", { class: "hint" }, summary));
+  $("verdict-banner").replaceChildren(...[verdictLine(ref), initLine(ref, r), h("p", { class: "hint" }, summary)].flat().filter(Boolean));
 
   $("verdicts").tBodies[0].replaceChildren(
     ...targets.map(({ key, label }) => {
@@ -300,82 +369,90 @@ function render(r, command, m) {
         "tr",
         { class: verdictClass(v) },
         h("th", { scope: "row" }, label),
-        h("td", {}, v.accepted === true ? "✓ accepted" : v.accepted === false ? "✗ refused" : "? cannot judge"),
-        // `error` is only ever LXD's or Incus's own words; `reason` is lxdimg's.
-        h("td", {}, v.error ? h("code", {}, "Error: ", shown(v.error)) : v.accepted === null ? ["lxdimg cannot judge: ", shown(v.reason)] : "—"),
+        h("td", {}, v.accepted === true ? t("page.verdicts.accepted") : v.accepted === false ? t("page.verdicts.refused") : t("page.verdicts.cannotJudge")),
+        // `error` is only ever LXD's or Incus's own words (with an explanation in the page's
+        // language beside them); `reason` is lxdimg's.
+        h("td", {}, v.error ? lxdError(v.error, (x) => code("Error: ", x)) : v.accepted === null ? tNodes("page.verdicts.reason", { reason: shown(v.reason) }) : "—"),
         h("td", { class: "launch" }, launchText(v.creatable, r)),
       );
     }),
   );
 
-  $("fp").textContent = r.fingerprint ?? "(not computed)";
+  $("fp").textContent = r.fingerprint ?? t("page.fp.notComputed");
   $("fp-short").textContent = r.short_fingerprint ?? "";
   // Quoted by the core (worker.js), as the CLI quotes it: no raw control character.
   $("import-cmd").textContent = command;
   $("import-note").textContent =
     ref.accepted === true
-      ? "Import it with (on the LXD host, from the folder that holds the file):"
+      ? t("page.import.ok")
       : ref.accepted === false
-        ? `This command will fail on ${referenceName()} with the error above:`
-        : `lxdimg cannot tell whether this command works on ${referenceName()} (see above):`;
+        ? t("page.import.fail", { target: referenceName() })
+        : t("page.import.unknown", { target: referenceName() });
 
   $("info").replaceChildren(...infoLines(r).flatMap((line, i) => (i ? ["\n", ...line] : line)));
 
   const tb = $("templates").tBodies[0];
+  // Template texts the reader opened stay open when the page re-renders (a language switch).
+  const open = new Set([...tb.querySelectorAll("tr.tpl-text:not([hidden])")].map((x) => x.id));
   tb.replaceChildren();
-  r.templates.forEach((t, i) => {
+  r.templates.forEach((tpl, i) => {
     const textId = `tpl-text-${i}`;
-    const btn = t.text !== null
+    const btn = tpl.text !== null
       ? h("button", { type: "button", class: "small", "aria-expanded": "false", "aria-controls": textId,
-          "aria-label": `Show the text of ${plain(t.template)}` }, "Show text")
+          "aria-label": t("page.templates.showLabel", { name: plain(tpl.template) }) }, t("page.templates.show"))
       : h("span", { class: "hint" }, "—");
     const row = h(
       "tr",
-      { class: t.present ? "" : "bad" },
-      h("td", {}, h("code", {}, shown(t.path))),
-      h("td", {}, t.when.length ? joined(t.when.map((w) => shown(w)), ", ") : "—"),
-      h("td", {}, h("code", {}, shown(t.template))),
-      h("td", {}, t.present ? "✓ yes" : "✗ missing"),
-      h("td", {}, t.create_only ? "yes" : "no"),
-      h("td", {}, Object.entries(t.properties).map(([k, v]) => h("div", {}, h("code", {}, shown(k), "=", shown(v))))),
+      { class: tpl.present ? "" : "bad" },
+      h("td", {}, h("code", {}, shown(tpl.path))),
+      h("td", {}, tpl.when.length ? joined(tpl.when.map((w) => shown(w)), ", ") : "—"),
+      h("td", {}, h("code", {}, shown(tpl.template))),
+      h("td", {}, tpl.present ? t("page.templates.presentYes") : t("page.templates.presentNo")),
+      h("td", {}, tpl.create_only ? t("page.yes") : t("page.no")),
+      h("td", {}, Object.entries(tpl.properties).map(([k, v]) => h("div", {}, h("code", {}, shown(k), "=", shown(v))))),
       h("td", {}, btn),
     );
     const textRow = h(
       "tr",
       { class: "tpl-text", id: textId, hidden: true },
       h("td", { colspan: "7" },
-        h("pre", { tabindex: "0", "aria-label": `Text of ${plain(t.template)}` }, shown(t.text, "\n\t")),
-        t.text_truncated ? h("p", { class: "hint" }, `(first 64 KiB of ${bytes(t.size)})`) : null),
+        h("pre", { tabindex: "0", "aria-label": t("page.templates.textLabel", { name: plain(tpl.template) }) }, shown(tpl.text, "\n\t")),
+        tpl.text_truncated ? h("p", { class: "hint" }, t("page.templates.truncated", { size: bytes(tpl.size) })) : null),
     );
-    if (t.text !== null) {
-      btn.addEventListener("click", () => {
-        const open = textRow.hidden;
-        textRow.hidden = !open;
-        btn.setAttribute("aria-expanded", String(open));
-        btn.textContent = open ? "Hide text" : "Show text";
-      });
+    if (tpl.text !== null) {
+      const toggle = (show) => {
+        textRow.hidden = !show;
+        btn.setAttribute("aria-expanded", String(show));
+        btn.textContent = show ? t("page.templates.hide") : t("page.templates.show");
+      };
+      btn.addEventListener("click", () => toggle(textRow.hidden));
+      if (open.has(textId)) toggle(true);
     }
     tb.append(row, textRow);
   });
   $("no-templates").hidden = r.templates.length > 0;
   $("templates").closest(".table-wrap").hidden = r.templates.length === 0;
 
-  const groups = [["error", "Errors"], ["warning", "Warnings"], ["info", "Notes"]];
+  // Each finding: its title and explanation in the page's language (catalogue
+  // `finding.CODE.title`/`.explain`), and the core's message word for word.
   const f = $("findings");
   f.replaceChildren();
-  for (const [sev, title] of groups) {
+  for (const sev of ["error", "warning", "info"]) {
     const list = r.findings.filter((x) => x.severity === sev);
     if (!list.length) continue;
+    const title = t(`page.findings.${sev}`, { n: list.length });
     f.append(
-      h("section", { class: `findings ${sev}`, "aria-label": `${title} (${list.length})` },
-        h("h3", {}, `${title} (${list.length})`),
-        h("ul", {}, list.map((x) => h("li", {},
-          h("code", { class: "code" }, x.code), " ", shown(x.message),
-          where(x).length ? h("span", { class: "where" }, " — ", joined(where(x), ", ")) : null)))),
+      h("section", { class: `findings ${sev}`, "aria-label": title },
+        h("h3", {}, title),
+        h("ul", {}, list.map((x) => h("li", { "data-code": x.code },
+          h("div", { class: "finding-title" }, findingTitle(x.code)),
+          h("div", { class: "finding-message" }, h("code", { class: "code" }, x.code), " ", shown(x.message),
+            where(x).length ? h("span", { class: "where" }, " — ", joined(where(x), ", ")) : null),
+          findingExplain(x.code) ? h("p", { class: "finding-explain" }, findingExplain(x.code)) : null)))),
     );
   }
   if (!r.findings.length) {
-    f.append(ref.accepted === true ? h("p", { class: "ok" }, "No findings.") : h("p", {}, "No other findings than the verdict above."));
+    f.append(ref.accepted === true ? h("p", { class: "ok" }, t("page.findings.none")) : h("p", {}, t("page.findings.noneOther")));
   }
 
   $("files").tBodies[0].replaceChildren(
@@ -385,9 +462,11 @@ function render(r, command, m) {
       h("td", {}, h("code", { class: "long" }, x.sha256 ?? "—")))),
   );
   $("rootfs-summary").replaceChildren(...rootfsSummary(r));
-  const rate = m.ms > 0 ? ` (${bytes(Math.round(m.bytes / (m.ms / 1000)))}/s)` : "";
-  $("timing").textContent = `Read ${bytes(m.bytes)} in ${(m.ms / 1000).toFixed(2)} s${rate}` +
-    (r.verdict_offset !== null ? `; the ${referenceName()} verdict was known after ${bytes(r.verdict_offset)}.` : ".");
+  const rate = m.ms > 0 ? t("page.timing.rate", { speed: bytes(Math.round(m.bytes / (m.ms / 1000))) }) : "";
+  const read = { bytes: bytes(m.bytes), seconds: (m.ms / 1000).toFixed(2), rate };
+  $("timing").textContent = r.verdict_offset !== null
+    ? t("page.timing.readVerdict", { ...read, target: referenceName(), offset: bytes(r.verdict_offset) })
+    : t("page.timing.read", read);
 }
 
 /**
@@ -398,20 +477,24 @@ function launchText(c, r) {
   if (!c) return "—";
   const breaks = r.findings.find((f) => firstStart.includes(f.code));
   if (c.ok === true && breaks) {
-    return h("span", { class: "bad-text" }, "✓ created, ✗ fails at first start: ", shown(breaks.message));
+    return h("span", { class: "bad-text" }, tNodes("page.launch.breaks", { message: shown(breaks.message) }));
   }
-  if (c.ok === true) return "✓ yes";
-  if (c.ok === false) return h("span", { class: "bad-text" }, "✗ no: ", h("code", {}, shown(c.error ?? c.code)));
-  const why = { "import-rejected": "— (not imported)", "import-not-judged": "— (import not judged)" }[c.code];
-  return h("span", { class: "hint", title: plain(c.error ?? "") }, why ?? ["? ", shown(c.error ?? "unknown")]);
+  if (c.ok === true) return t("page.launch.yes");
+  if (c.ok === false) {
+    const [err, explain] = lxdError(c.error ?? c.code);
+    return [h("span", { class: "bad-text" }, tNodes("page.launch.no", { error: err })), explain];
+  }
+  const why = { "import-rejected": t("page.launch.notImported"), "import-not-judged": t("page.launch.notJudged") }[c.code];
+  return h("span", { class: "hint", title: plain(c.error ?? "") },
+    why ?? tNodes("page.launch.unknown", { reason: c.error ? shown(c.error) : t("page.launch.unknownReason") }));
 }
 
 /** Where a finding is: its file, tar entry and offset (nodes; the entry name is the image's). */
 function where(x) {
   const w = [];
-  if (x.file) w.push(`${x.file} file`);
-  if (x.entry) w.push(h("span", {}, "entry ", shown(x.entry)));
-  if (x.offset !== null) w.push(`offset ${x.offset}`);
+  if (x.file) w.push(t("page.findings.file", { file: x.file }));
+  if (x.entry) w.push(h("span", {}, tNodes("page.findings.entry", { entry: shown(x.entry) })));
+  if (x.offset !== null) w.push(t("page.findings.offset", { offset: x.offset }));
   return w;
 }
 
@@ -433,12 +516,12 @@ function infoLines(r) {
   const lines = [
     [`Fingerprint: ${r.fingerprint ?? "?"}`],
     [`Size: ${(size / 1048576).toFixed(2)}MiB`],
-    ["Architecture: ", r.architecture ?? (md ? [shown(md.architecture), " (not known to LXD)"] : "?")].flat(),
+    ["Architecture: ", r.architecture ?? (md ? [shown(md.architecture), t("page.info.archUnknown")] : "?")].flat(),
     [`Type: ${r.type ?? "?"}`],
     [`Public: no`],
     [`Timestamps:`],
     [`    Created: ${md ? lxcTime(md.created) : "?"}`],
-    [`    Uploaded: (when imported)`],
+    [`    Uploaded: ${t("page.info.whenImported")}`],
     [`    Expires: ${md ? (md.expiry_date ? lxcTime(md.expires) : "never") : "?"}`],
     [`    Last used: never`],
     [`Properties:`],
@@ -451,11 +534,13 @@ function infoLines(r) {
 function rootfsSummary(r) {
   const x = r.rootfs;
   if (!x) return [];
-  const parts = [`Rootfs: ${x.format}`];
-  if (x.entries !== null) parts.push(`${x.entries} entries, ${bytes(x.bytes)} of file data`);
-  if (x.squashfs) parts.push(`squashfs ${x.squashfs.version}, ${x.squashfs.compressor}, ${x.squashfs.inode_count} inodes`);
-  if (x.qcow2) parts.push(`qcow2 v${x.qcow2.version}, virtual size ${bytes(x.qcow2.virtual_size)}`);
-  if (r.os_release?.pretty_name) parts.push(shown(r.os_release.pretty_name));
+  const parts = [tNodes("page.rootfs.format", { format: code(x.format) })];
+  if (x.entries !== null) parts.push(t("page.rootfs.entries", { entries: x.entries, bytes: bytes(x.bytes) }));
+  if (x.squashfs) {
+    parts.push(t("page.rootfs.squashfs", { version: x.squashfs.version, compressor: x.squashfs.compressor, inodes: x.squashfs.inode_count }));
+  }
+  if (x.qcow2) parts.push(t("page.rootfs.qcow2", { version: x.qcow2.version, size: bytes(x.qcow2.virtual_size) }));
+  if (r.os_release?.pretty_name) parts.push(h("span", { class: "from-image" }, shown(r.os_release.pretty_name)));
   return joined(parts, " · ");
 }
 
@@ -463,8 +548,8 @@ function rootfsSummary(r) {
 
 function fromFiles(list) {
   const files = [...list];
-  if (!files.length) return fail("Nothing to read: drop files, not folders or links.");
-  if (files.length > 2) return fail(`${files.length} files given: give one file (a unified image) or two (the metadata and rootfs files of a split image).`);
+  if (!files.length) return fail({ key: "page.error.noFiles" });
+  if (files.length > 2) return fail({ key: "page.error.tooManyFiles", params: { n: files.length } });
   inspect(files.map((file) => ({ kind: "file", file })));
 }
 
@@ -507,19 +592,20 @@ function setup() {
   $("url-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const urls = [$("url").value.trim(), $("url2").value.trim()].filter(Boolean);
-    if (!urls.length) return fail("Type the address of an image first.");
+    if (!urls.length) return fail({ key: "page.error.noUrl" });
     for (const u of urls) {
       let p;
       try {
         p = new URL(u, location.href);
       } catch {
-        return fail(`Not a URL: ${u}`);
+        return fail({ key: "page.error.notUrl", params: { url: u } });
       }
-      if (!/^https?:$/.test(p.protocol)) return fail(`Only http and https addresses can be fetched: ${u}`);
+      if (!/^https?:$/.test(p.protocol)) return fail({ key: "page.error.notHttp", params: { url: u } });
     }
     inspect(urls.map((u) => ({ kind: "url", url: new URL(u, location.href).href })));
   });
   $("cancel").addEventListener("click", () => cancel(true));
+  document.addEventListener("langchange", relabel);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && job) cancel(true);
   });
@@ -547,6 +633,24 @@ function setup() {
   }
 }
 
+/**
+ * After a language switch (www/i18n.js has already translated the static elements): the parts
+ * this file wrote are written again from what the page holds — the Report, the error, the early
+ * verdict, the progress — without reading anything again.
+ */
+function relabel() {
+  if (shownError && !$("error").hidden) $("error").replaceChildren(shown(errorText(shownError)));
+  if (job) {
+    progressText();
+    if (!job.done) $("progress-text").textContent = t("page.progress.starting");
+    if (shownEarly && !$("early").hidden) earlyVerdict(shownEarly);
+  }
+  const cancelled = $("cancelled");
+  if (cancelled) cancelled.textContent = t("page.cancelled");
+  $("copied").textContent = "";
+  if (lastRender && !$("result").hidden) render(...lastRender);
+}
+
 async function copy(text) {
   try {
     await navigator.clipboard.writeText(text);
@@ -558,7 +662,7 @@ async function copy(text) {
     document.execCommand("copy");
     t.remove();
   }
-  $("copied").textContent = `Copied: ${text.length > 40 ? text.slice(0, 40) + "…" : text}`;
+  $("copied").textContent = t("page.copy.done", { text: text.length > 40 ? text.slice(0, 40) + "…" : text });
 }
 
 setup();

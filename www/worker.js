@@ -18,7 +18,10 @@
 //   {type: "verdict", id, verdict}                  the reference target's verdict, once known
 //   {type: "done", id, report, ms, bytes, memory}   the Report (as the CLI's --json), elapsed ms,
 //                                                   bytes read, wasm memory size afterwards
-//   {type: "error", id, message}                    a message to show as is
+//   {type: "error", id, message, key?, params?}     a message to show as is (English), or, with
+//                                                   `key`, the page's catalogue key and its params
+//                                                   (www/i18n/*.js) so the page shows it in its
+//                                                   language; params from the core stay as they are
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
 import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
@@ -28,13 +31,20 @@ const ready = init().then(
     type: "ready", version: version(), targets: targets(), reference: referenceTarget(), firstStart: firstStartCodes(),
     controls: controlCharacters(),
   }),
-  (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}` }),
+  (e) => postMessage({ type: "error", id: null, message: `Could not load the WebAssembly module: ${e}`, key: "page.error.wasm", params: { error: String(e) } }),
 );
 
 const PROGRESS_EVERY_MS = 100;
 const HEAD = 512;
 
-class UserError extends Error {}
+/** An error for the user: English `message`, and the catalogue `key` and `params` for the page. */
+class UserError extends Error {
+  constructor(message, key, params = {}) {
+    super(message);
+    this.key = key;
+    this.params = params;
+  }
+}
 
 /** Opens a source: name, size (or null), and a reader whose first bytes are already buffered. */
 async function open(src) {
@@ -52,12 +62,15 @@ async function open(src) {
         `Could not fetch ${src.url}: the request failed before any answer. Either the server is ` +
           `unreachable, or it does not allow cross-origin requests (CORS: no Access-Control-Allow-Origin ` +
           `header). Download the file and drop it here instead.`,
+        "page.error.fetchFailed",
+        { url: src.url },
       );
     }
     if (!resp.ok) {
-      throw new UserError(`Could not fetch ${src.url}: the server answered HTTP ${resp.status} ${resp.statusText}`.trim());
+      const status = `${resp.status} ${resp.statusText}`.trim();
+      throw new UserError(`Could not fetch ${src.url}: the server answered HTTP ${status}`, "page.error.fetchStatus", { url: src.url, status });
     }
-    if (!resp.body) throw new UserError(`Could not fetch ${src.url}: the answer has no body`);
+    if (!resp.body) throw new UserError(`Could not fetch ${src.url}: the answer has no body`, "page.error.fetchNoBody", { url: src.url });
     const len = resp.headers.get("content-length");
     const encoded = resp.headers.get("content-encoding");
     size = len !== null && !encoded ? Number(len) : null;
@@ -105,7 +118,7 @@ async function* chunks(s) {
 async function inspect({ id, sources, now }) {
   await ready;
   if (sources.length < 1 || sources.length > 2) {
-    throw new UserError("Give one file (a unified image) or two (the metadata and rootfs files of a split image).");
+    throw new UserError("Give one file (a unified image) or two (the metadata and rootfs files of a split image).", "page.error.sources");
   }
   let files = await Promise.all(sources.map(open));
   if (files.length === 2) {
@@ -154,8 +167,11 @@ onmessage = (e) => {
   const msg = e.data;
   if (msg.type === "inspect") {
     inspect(msg).catch((err) => {
-      const message = err instanceof UserError ? err.message : `Inspection failed: ${err && err.message ? err.message : err}`;
-      postMessage({ type: "error", id: msg.id, message });
+      const detail = err && err.message ? err.message : String(err);
+      const [message, key, params] = err instanceof UserError
+        ? [err.message, err.key, err.params]
+        : [`Inspection failed: ${detail}`, "page.error.inspection", { error: detail }];
+      postMessage({ type: "error", id: msg.id, message, key, params });
     });
   }
 };

@@ -74,3 +74,22 @@ test-www: test-wasm test-e2e test-attack
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
+
+# ---- the languages (www/i18n/: English and 简体中文) -------------------------------------------
+#   make test-i18n          the catalogues: same keys and placeholders, every key used exists,
+#                           every finding code explained in every language (node, < 1 s)
+#   make test-i18n-browser  the page and the worker's image page in both languages (Playwright;
+#                           part of test-www)
+.PHONY: test-i18n test-i18n-browser i18n-fonts
+EXTRA_TESTS += test-i18n
+test-www: test-i18n-browser
+
+test-i18n:
+	node --test tests/i18n/catalogues.test.mjs
+
+# Chinese text needs a CJK font in headless Chromium (else it is drawn as boxes).
+i18n-fonts:
+	$(call apt_install,fonts-noto-cjk)
+
+test-i18n-browser: www-setup i18n-fonts wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/i18n.mjs

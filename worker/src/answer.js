@@ -12,6 +12,7 @@ import { SECURITY_HEADERS } from "../../www/csp.js";
 import { aliasTargetsCached, getImageCached, aliasTargets, getImage } from "./db.js";
 import { escapeHtml, publicOrigin, remoteName, text } from "./http.js";
 import { aliasProblem, quote } from "./names.js";
+import { LANGS, acceptLanguages, format, knownLang, pickLang } from "../../www/i18n/catalogue.js";
 
 /** The file URL LXD downloads for a unified image. */
 export function imageUrl(origin, fingerprint) {
@@ -145,6 +146,22 @@ function fmtSize(n) {
   return `${i ? n.toFixed(1) : n} ${u[i]}`;
 }
 
+/**
+ * The language of the page a browser gets: `?lang=en|zh-CN` if given (the page's switch links),
+ * else from Accept-Language (any `zh…` → Simplified Chinese), else English. The same catalogues
+ * as the page (www/i18n/*.js).
+ */
+export function pageLang(request) {
+  const asked = knownLang(new URL(request.url).searchParams.get("lang"));
+  return asked ?? pickLang(acceptLanguages(request.headers.get("accept-language")));
+}
+
+const TYPE_KEYS = { container: "worker.image.type.container", "virtual-machine": "worker.image.type.virtualMachine" };
+const FORMAT_KEYS = { unified: "worker.image.format.unified", split: "worker.image.format.split" };
+
+/** The page varies with these request headers (and with `?lang=`, which is in the URL). */
+const PAGE_VARY = `${VARY}, Accept-Language`;
+
 /** The page a browser gets at /{alias} or /{fingerprint}. */
 async function page(request, env, origin, name, fp) {
   let images = [];
@@ -158,6 +175,15 @@ async function page(request, env, origin, name, fp) {
   if (images.length === 0) return null;
   const remote = remoteName(origin);
   const alias = fp ? null : name;
+  const lang = pageLang(request);
+  const named = (keys, value) => (keys[value] ? t(keys[value]) : escapeHtml(value));
+  // Catalogue text is HTML-escaped; params are escaped by the caller (already HTML) before they
+  // are put in, so image data is escaped exactly once, as before.
+  const t = (key, params = {}) => {
+    const marked = {};
+    for (const k of Object.keys(params)) marked[k] = `\u0000${k}\u0000`;
+    return escapeHtml(format(lang, key, marked)).replace(/\u0000([A-Za-z0-9_]+)\u0000/g, (_, k) => params[k]);
+  };
   const rows = images
     .map((img) => {
       const props = Object.entries(img.properties ?? {})
@@ -171,32 +197,41 @@ async function page(request, env, origin, name, fp) {
           ? `lxc image import ${origin}/${alias ?? img.fingerprint} --alias ${alias ?? img.fingerprint.slice(0, 12)}`
           : `lxc image copy ${remote}:${alias ?? img.fingerprint.slice(0, 12)} local:`;
       return `<section>
-<h2>${shown(img.architecture)} · ${escapeHtml(img.type)} · ${escapeHtml(img.format)}</h2>
-<p>Fingerprint <code>${img.fingerprint}</code>, ${fmtSize(img.size)}, created ${new Date(img.creation_date * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC.
-Aliases: ${img.aliases.map((a) => `<code>${shown(a)}</code>`).join(", ") || "none"}.</p>
+<h2>${shown(img.architecture)} · ${named(TYPE_KEYS, img.type)} · ${named(FORMAT_KEYS, img.format)}</h2>
+<p>${t("worker.image.fingerprint", { fingerprint: `<code>${img.fingerprint}</code>`, size: fmtSize(img.size), created: new Date(img.creation_date * 1000).toISOString().slice(0, 16).replace("T", " ") })}
+${t("worker.image.aliases", { aliases: img.aliases.map((a) => `<code>${shown(a)}</code>`).join(", ") || t("worker.image.noAliases") })}</p>
 <ul>${props}</ul>
-<p>Files:</p><ul>${files}</ul>
-<p>Import it:</p><pre>${shown(cmd)}</pre>
+<p>${t("worker.image.files")}</p><ul>${files}</ul>
+<p>${t("worker.image.import")}</p><pre>${shown(cmd)}</pre>
 </section>`;
     })
     .join("\n");
-  const title = alias ? `Image “${alias}”` : `Image ${fp.slice(0, 12)}`;
+  const title = alias ? t("worker.image.title.alias", { alias: shown(alias) }) : t("worker.image.title.fingerprint", { fingerprint: fp.slice(0, 12) });
+  // The switch: links to this address with ?lang= (no script on this page).
+  const here = `/${encodeURIComponent(name)}`;
+  const switcher = LANGS.map((l) =>
+    l.code === lang
+      ? `<strong lang="${l.code}" aria-current="true">${escapeHtml(l.name)}</strong>`
+      : `<a href="${escapeHtml(here)}?lang=${encodeURIComponent(l.code)}" lang="${l.code}" hreflang="${l.code}">${escapeHtml(l.name)}</a>`,
+  ).join(" · ");
   const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${shown(title)} — lxdimg</title>
+<html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} — lxdimg</title>
 <link rel="stylesheet" href="/image-page.css">
 </head><body>
-<h1>${shown(title)}</h1>
-<p>This address is an LXD/Incus image URL. LXD asks it for the image that fits its architecture; the same images are
-published as a simplestreams remote:</p>
+<nav class="lang" aria-label="${t("worker.lang.label")}">${switcher}</nav>
+<h1>${title}</h1>
+<p>${t("worker.image.intro")}</p>
 <pre>lxc remote add ${escapeHtml(remote)} ${escapeHtml(origin)} --protocol simplestreams --public</pre>
 ${rows}
-<p><a href="/">Inspect an image in your browser</a> · <a href="/api/images">JSON listing</a></p>
+<p><a href="/">${t("worker.image.inspect")}</a> · <a href="/api/images">${t("worker.image.listing")}</a></p>
 </body></html>
 `;
   return new Response(request.method === "HEAD" ? null : html, {
     status: 200,
-    headers: { ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", vary: VARY },
+    headers: {
+      ...SECURITY_HEADERS, "content-type": "text/html; charset=utf-8", "content-language": lang, "cache-control": "no-cache", vary: PAGE_VARY,
+    },
   });
 }
 

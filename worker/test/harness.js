@@ -31,7 +31,9 @@ export function build() {
   const out = path.join(BUILD, "index.js");
   const pkgWasm = path.join(ROOT, "pkg/lxdimg_bg.wasm");
   if (!existsSync(pkgWasm)) throw new Error("pkg/ is missing: run `make worker-pkg` (wasm-pack build --target web)");
-  const srcTime = Math.max(newest(path.join(WORKER, "src")), statSync(pkgWasm).mtimeMs, statSync(path.join(ROOT, "pkg/lxdimg.js")).mtimeMs);
+  // The bundle also holds what src/ imports from www/: the page's catalogues and its CSP.
+  const srcTime = Math.max(newest(path.join(WORKER, "src")), newest(path.join(ROOT, "www/i18n")), statSync(path.join(ROOT, "www/csp.js")).mtimeMs,
+    statSync(pkgWasm).mtimeMs, statSync(path.join(ROOT, "pkg/lxdimg.js")).mtimeMs);
   if (existsSync(out) && statSync(out).mtimeMs > srcTime) return;
   execFileSync(path.join(WORKER, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", BUILD], {
     cwd: WORKER,

@@ -430,6 +430,46 @@ describe("URL-import answers", () => {
     r = await w.fetch("/nosuch");
     assert.equal(r.status, 404);
   });
+
+  it("the browser's page speaks the reader's language: Accept-Language, ?lang=, Vary", async () => {
+    const cases = [
+      [{}, "", "en"],
+      [{ "Accept-Language": "en-US,en;q=0.9" }, "", "en"],
+      [{ "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8" }, "", "zh-CN"],
+      [{ "Accept-Language": "zh-TW" }, "", "zh-CN"],
+      [{ "Accept-Language": "fr, zh;q=0.5, en;q=0.3" }, "", "zh-CN"],
+      [{ "Accept-Language": "fr, de" }, "", "en"],
+      [{ "Accept-Language": "zh-CN" }, "?lang=en", "en"],
+      [{ "Accept-Language": "en" }, "?lang=zh-CN", "zh-CN"],
+      [{ "Accept-Language": "en" }, "?lang=xx", "en"],
+    ];
+    for (const [headers, query, want] of cases) {
+      const r = await w.fetch(`/multi${query}`, { headers });
+      const what = `${JSON.stringify(headers)} ${query}`;
+      assert.equal(r.status, 200, what);
+      assert.match(r.headers.get("vary"), /Accept-Language/, what);
+      assert.match(r.headers.get("vary"), /LXD-Server-Architectures/, what);
+      assert.equal(r.headers.get("content-language"), want, what);
+      const html = await r.text();
+      assert.match(html, new RegExp(`<html lang="${want}">`), what);
+      // The command lines are the same in every language; the words around them are not.
+      assert.match(html, /lxc image import http:\/\/127\.0\.0\.1:\d+\/multi --alias multi/, what);
+      if (want === "zh-CN") {
+        assert.match(html, /镜像“multi”/, what);
+        assert.match(html, /指纹 <code>[0-9a-f]{64}<\/code>/, what);
+        assert.match(html, /别名：/, what);
+        assert.match(html, /<a href="\/multi\?lang=en" lang="en" hreflang="en">English<\/a>/, what);
+        assert.doesNotMatch(html, /This address is an LXD\/Incus image URL/, what);
+      } else {
+        assert.match(html, /Image “multi”/, what);
+        assert.match(html, /This address is an LXD\/Incus image URL/, what);
+        assert.match(html, /<a href="\/multi\?lang=zh-CN" lang="zh-CN" hreflang="zh-CN">简体中文<\/a>/, what);
+      }
+    }
+    // The fingerprint page too.
+    const r = await w.fetch(`/${fp.amd64}`, { headers: { "Accept-Language": "zh-CN" } });
+    assert.match(await r.text(), new RegExp(`镜像 ${fp.amd64.slice(0, 12)}`));
+  });
 });
 
 describe("bytes", () => {
