@@ -2,7 +2,7 @@
 // Network first, so a new build shows at once; the cache answers when the network cannot.
 // Images the page fetches by URL are never cached.
 const CACHE = "lxdimg-v1";
-const ASSETS = ["./", "index.html", "style.css", "favicon.svg", "main.js", "worker.js", "i18n.js", "lxd-errors.js", "i18n/catalogue.js", "i18n/en.js", "i18n/zh-CN.js", "pkg/lxdimg.js", "pkg/lxdimg_bg.wasm"];
+const ASSETS = ["./", "index.html", "style.css", "favicon.svg", "main.js", "worker.js", "make.js", "make-worker.js", "i18n.js", "lxd-errors.js", "i18n/catalogue.js", "i18n/en.js", "i18n/zh-CN.js", "pkg/lxdimg.js", "pkg/lxdimg_bg.wasm"];
 const URLS = new Set(ASSETS.map((a) => new URL(a, self.registration.scope).href));
 
 self.addEventListener("install", (e) => {
