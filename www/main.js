@@ -9,6 +9,7 @@
 
 import { t, tNodes } from "./i18n.js";
 import { lxdErrorKey } from "./lxd-errors.js";
+import { initMake } from "./make.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -605,6 +606,7 @@ function setup() {
     inspect(urls.map((u) => ({ kind: "url", url: new URL(u, location.href).href })));
   });
   $("cancel").addEventListener("click", () => cancel(true));
+  initMake($("make"), () => new Worker(scriptURL("./worker.js"), { type: "module" }));
   document.addEventListener("langchange", relabel);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && job) cancel(true);
