@@ -70,7 +70,12 @@ test-e2e: setup www-setup wasm-pkg build
 test-attack: www-setup wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/attack.mjs
 
-test-www: test-wasm test-e2e test-attack
+test-www: test-wasm test-e2e test-attack test-make-www
+
+# "Make an image" and "Fix it" on the page (Playwright): downloads checked against the CLI.
+.PHONY: test-make-www
+test-make-www: setup www-setup wasm-pkg build
+	node $(BROWSER_TESTS)/make.mjs
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
