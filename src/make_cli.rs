@@ -141,12 +141,13 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     let probe = if choices.complete() {
         None
     } else {
-        let mut p = RootfsProbe::new(lxdimg::decode::ExpansionLimits {
+        let p = std::cell::RefCell::new(RootfsProbe::new(lxdimg::decode::ExpansionLimits {
             max_decoded: lxdimg::limits::DEFAULT_MAX_DECODED_BYTES.max(64 << 30),
             max_ratio: lxdimg::limits::DEFAULT_MAX_EXPANSION_RATIO,
-        });
-        pump(&a.rootfs, &ProgressBar::hidden(), |b| p.push(b), &mut || false)?;
-        Some(p.finish())
+        }));
+        // Stops as soon as /bin/sh's architecture and os-release are known.
+        pump(&a.rootfs, &ProgressBar::hidden(), |b| p.borrow_mut().push(b), &mut || p.borrow().settled())?;
+        Some(p.into_inner().finish())
     };
     let m = make::propose(probe.as_ref(), &choices, now).map_err(invalid)?;
     let yaml = make::metadata_yaml(&m);
@@ -161,7 +162,14 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     let meta_name = meta_path.file_name().unwrap().to_string_lossy().into_owned();
     // The made image is offered only once the core accepts it (this read computes the fingerprint).
     let report = inspect_split(&meta, &meta_name, &a.rootfs)?;
-    let bad = problems(&report);
+    let mut bad = problems(&report);
+    // The proposal read stopped early: the inspection read every member; a later os-release
+    // (a member given twice) would have changed it.
+    if let Some(p) = &probe {
+        if p.os_release.is_some() && report.os_release != p.os_release && (a.os.is_none() || a.release.is_none()) {
+            bad.push("the rootfs holds os-release twice (a later member replaces the first): give --os and --release".into());
+        }
+    }
     let props = m.properties.clone().unwrap_or_default();
     let alias = a
         .alias

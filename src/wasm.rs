@@ -478,6 +478,13 @@ impl MakeProbe {
         Ok(())
     }
 
+    /// Whether the proposal is known (`/bin/sh`'s architecture and os-release found): reading the
+    /// rootfs can stop here.
+    #[wasm_bindgen(getter)]
+    pub fn settled(&self) -> bool {
+        self.core.as_ref().is_some_and(|c| c.settled())
+    }
+
     /// Ends the rootfs: `{format, size, entries, architecture: {name, path, file} | null,
     /// os_release, os_release_file, error}`.
     pub fn finish(&mut self) -> Result<JsValue, JsError> {

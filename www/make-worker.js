@@ -40,9 +40,13 @@ function progress(id, total, post) {
   };
 }
 
-async function readAll(file, push, step) {
+async function readAll(file, push, step, stop = () => false) {
   const reader = file.stream().getReader();
   for (;;) {
+    if (stop()) {
+      await reader.cancel();
+      return;
+    }
     const { done, value } = await reader.read();
     if (done) return;
     push(value);
@@ -56,7 +60,8 @@ export async function makeImage({ id, file, choices, now }, post) {
   const probe = new MakeProbe();
   let found, made;
   try {
-    await readAll(file, (c) => probe.push(c), step);
+    // Stops as soon as /bin/sh's architecture and os-release are known.
+    await readAll(file, (c) => probe.push(c), step, () => probe.settled);
     found = probe.finish();
     made = probe.metadata(choices, now);
   } finally {

@@ -77,6 +77,10 @@ struct Collect {
     os: BTreeMap<String, Vec<u8>>,
     cur: Option<(bool, String)>,
     entries: u64,
+    /// Sizes of the os-release members (their data is complete when kept whole).
+    os_size: BTreeMap<String, u64>,
+    /// A link, head or os-release was recorded since the last [`Collect::settled`] check.
+    dirty: bool,
 }
 
 fn in_exec_dir(path: &str) -> bool {
@@ -102,6 +106,7 @@ impl Visitor for Collect {
                     return false;
                 }
                 self.link_bytes += name.len() + h.link.len();
+                self.dirty = true;
                 if h.kind == b'2' {
                     self.links
                         .insert(name, String::from_utf8_lossy(&h.link).into_owned());
@@ -113,6 +118,7 @@ impl Visitor for Collect {
             _ if !h.is_regular() => false,
             _ if name == "etc/os-release" || name == "usr/lib/os-release" => {
                 self.os.insert(name.clone(), Vec::new());
+                self.os_size.insert(name.clone(), h.size);
                 self.cur = Some((false, name));
                 true
             }
@@ -139,6 +145,7 @@ impl Visitor for Collect {
     }
 
     fn entry_end(&mut self) {
+        self.dirty = true;
         if let Some((true, name)) = &self.cur {
             // Only ELF heads are worth keeping.
             if !self.heads.get(name).is_some_and(|h| is_elf(h)) {
@@ -216,6 +223,27 @@ impl Collect {
             .or_else(|| self.heads.keys().find_map(|k| guess(k)))
     }
 
+    /// Whether what the proposal needs is known: `/bin/sh` resolves to an ELF executable of a
+    /// known architecture, and `/etc/os-release` (or `/usr/lib/os-release`) to a member read
+    /// whole. Reading can stop here (the inspection that follows reads every byte).
+    fn settled(&mut self) -> bool {
+        if !std::mem::take(&mut self.dirty) {
+            return false;
+        }
+        let sh = self
+            .resolve("bin/sh")
+            .and_then(|f| self.heads.get(&f).and_then(|h| elf_architecture(h)));
+        sh.is_some()
+            && ["etc/os-release", "usr/lib/os-release"].iter().any(|p| {
+                self.resolve(p).is_some_and(|f| {
+                    let (Some(d), Some(n)) = (self.os.get(&f), self.os_size.get(&f)) else {
+                        return false;
+                    };
+                    d.len() as u64 == *n || d.len() >= OS_RELEASE_KEEP
+                })
+            })
+    }
+
     fn os_release(&self) -> Option<(String, OsRelease)> {
         ["etc/os-release", "usr/lib/os-release"].iter().find_map(|p| {
             let file = self.resolve(p)?;
@@ -236,6 +264,8 @@ pub struct RootfsProbe {
     col: Collect,
     error: Option<DecodeError>,
     limits: ExpansionLimits,
+    /// Stopped once [`RootfsProbe::settled`].
+    settled: bool,
 }
 
 impl RootfsProbe {
@@ -250,7 +280,16 @@ impl RootfsProbe {
             col: Collect::default(),
             error: None,
             limits,
+            settled: false,
         }
+    }
+
+    /// Whether the proposal is known and reading can stop (`/bin/sh`'s architecture and
+    /// os-release found). Optional: pushing on and finishing gives the same proposal, unless a
+    /// later member replaces one of those (the inspection of the made image reads every byte and
+    /// would show a different os-release).
+    pub fn settled(&self) -> bool {
+        self.settled
     }
 
     fn decide(&mut self) {
@@ -273,14 +312,18 @@ impl RootfsProbe {
             walker,
             col,
             error,
+            settled,
             ..
         } = self;
         let Some(d) = decoder.as_mut() else { return };
-        if d.stopped() || walker.is_done() || error.is_some() {
+        if *settled || d.stopped() || walker.is_done() || error.is_some() {
             return;
         }
         if let Err(e) = d.push(bytes, &mut |out| walker.push(out, col)) {
             *error = Some(e);
+        }
+        if col.settled() {
+            *settled = true;
         }
     }
 
@@ -315,9 +358,10 @@ impl RootfsProbe {
             walker,
             col,
             error,
+            settled,
             ..
         } = &mut self;
-        if let Some(d) = decoder.as_mut() {
+        if let Some(d) = decoder.as_mut().filter(|_| !*settled) {
             if error.is_none() && d.bomb().is_none() {
                 if let Err(e) = d.finish(&mut |out| walker.push(out, col)) {
                     *error = Some(e);
@@ -421,6 +465,51 @@ mod tests {
             assert_eq!(o.id.as_deref(), Some("debian"));
             assert_eq!(p.os_release_file.as_deref(), Some("/usr/lib/os-release"));
         }
+    }
+
+    #[test]
+    fn reading_stops_once_the_proposal_is_known() {
+        let big = vec![7u8; 1 << 20];
+        let t = tarball(&[
+            ("./bin/sh", b'2', "dash", b""),
+            ("./bin/dash", b'0', "", &elf(62)),
+            ("./etc/os-release", b'0', "", b"ID=debian\nVERSION_CODENAME=bookworm\n"),
+            ("./usr/share/big", b'0', "", &big),
+        ]);
+        let mut p = RootfsProbe::new(ExpansionLimits {
+            max_decoded: 1 << 30,
+            max_ratio: 100,
+        });
+        let mut pushed = 0;
+        for c in t.chunks(4096) {
+            if p.settled() {
+                break;
+            }
+            p.push(c);
+            pushed += c.len();
+        }
+        assert!(p.settled());
+        assert!(pushed < 16 << 10, "{pushed}");
+        let r = p.finish();
+        assert_eq!(r.error, None);
+        assert_eq!(r.architecture.unwrap().name, "x86_64");
+        assert_eq!(r.os_release.unwrap().version_codename.as_deref(), Some("bookworm"));
+        // os-release first, /bin/sh last: settled only at the end.
+        let t = tarball(&[
+            ("./etc/os-release", b'0', "", b"ID=debian\n"),
+            ("./usr/share/big", b'0', "", &big),
+            ("./bin/sh", b'0', "", &elf(62)),
+        ]);
+        let mut p = RootfsProbe::new(ExpansionLimits { max_decoded: 1 << 30, max_ratio: 100 });
+        let mut pushed = 0;
+        for c in t.chunks(4096) {
+            if p.settled() {
+                break;
+            }
+            p.push(c);
+            pushed += c.len();
+        }
+        assert!(pushed > 1 << 20);
     }
 
     #[test]
