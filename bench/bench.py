@@ -60,6 +60,14 @@ def main():
                               ("zst", ["zstd", "-dcq"], 0.35), ("bz2", ["bzip2", "-dc"], 0.8)]:
         f = f"{D}/debian.tar.{ext}"
         compare(f"inspect .tar.{ext} vs {' '.join(tool)}", f, [LXDIMG, "inspect", "--json", f], tool + [f], target)
+    # lxdimg make: the proposal read (stops once /bin/sh and os-release are known) and the core's
+    # inspection of the made pair (every byte: the fingerprint), beside one sha256sum of the rootfs.
+    os.makedirs("/tmp/lxdimg-bench-make", exist_ok=True)
+    for ext in ["tar", "tar.gz", "tar.xz", "tar.zst"]:
+        f = f"{D}/rootfs.{ext}"
+        if os.path.exists(f):
+            compare(f"make rootfs.{ext} vs sha256sum", f,
+                    [LXDIMG, "make", f, "--out", "/tmp/lxdimg-bench-make", "--template-set", "none"], ["sha256sum", f], 0.0)
     if shutil.which("lxc") and subprocess.run(["lxd", "waitready", "--timeout", "5"], capture_output=True).returncode == 0:
         f = f"{D}/debian.tar.xz"
         quick, _ = run([LXDIMG, "inspect", "--quick", "--json", f])

@@ -8,6 +8,7 @@
 #   bench/data/rootfs/                  debootstrapped Debian bookworm (minbase + systemd, ssh, python3)
 #   bench/data/debian.tar               that rootfs as a unified LXD image (~304 MB)
 #   bench/data/debian.tar.{gz,xz,zst,bz2}   gzip -6 -n, xz -6 -T1 (one block), zstd -3, bzip2 -9
+#   bench/data/rootfs.tar{,.gz,.xz,.zst}  the rootfs alone (lxdimg make)
 #   bench/data/random-1g.bin            1 GiB of pseudo-random bytes (the fingerprint bench)
 #   bench/data/random-300M.tar.xz       300 MB of pseudo-random rootfs data, one xz block, 8 MiB window
 #   bench/data/big-4g.tar.zst           a 4 GiB tar stream (a sparse 4 GiB file of zeros), zstd -1
@@ -54,6 +55,11 @@ atomic "$D/debian.tar.gz" gzip -6 -n -c "$D/debian.tar"
 atomic "$D/debian.tar.xz" xz -6 -T1 -c "$D/debian.tar"
 atomic "$D/debian.tar.zst" zstd -q -3 -c "$D/debian.tar"
 atomic "$D/debian.tar.bz2" bzip2 -9 -c "$D/debian.tar"
+# The rootfs alone (lxdimg make's input), as GNU tar writes it from the debootstrap directory.
+atomic "$D/rootfs.tar" "${TAR[@]}" -cf - -C "$D/rootfs" .
+atomic "$D/rootfs.tar.gz" gzip -6 -n -c "$D/rootfs.tar"
+atomic "$D/rootfs.tar.xz" xz -6 -T1 -c "$D/rootfs.tar"
+atomic "$D/rootfs.tar.zst" zstd -q -3 -c "$D/rootfs.tar"
 atomic "$D/random-1g.bin" random $((1 << 30))
 
 if [ ! -s "$D/random-300M.tar.xz" ]; then
@@ -78,7 +84,7 @@ fi
 
 if [ "${QUIET:-}" != 1 ]; then
   echo "bench inputs ($D):" >&2
-  for f in debian.tar debian.tar.gz debian.tar.xz debian.tar.zst debian.tar.bz2 random-1g.bin random-300M.tar.xz big-256m.tar.gz big-4g.tar.zst; do
+  for f in rootfs.tar rootfs.tar.gz rootfs.tar.xz rootfs.tar.zst debian.tar debian.tar.gz debian.tar.xz debian.tar.zst debian.tar.bz2 random-1g.bin random-300M.tar.xz big-256m.tar.gz big-4g.tar.zst; do
     [ -f "$D/$f" ] || continue
     sum=$(cat "$D/$f.sha256" 2>/dev/null || true)
     if [ -z "$sum" ] || [ "$D/$f" -nt "$D/$f.sha256" ]; then

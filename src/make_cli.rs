@@ -199,7 +199,8 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     } else {
         if let Some(p) = &probe {
             let fmt = p.format.map(|f| f.name()).unwrap_or("?");
-            writeln!(out, "Rootfs: {} ({fmt}, {}, {} entries)", shown(&rootfs_s), human_size(p.size), p.entries)?;
+            let size = std::fs::metadata(&a.rootfs).map(|m| m.len()).unwrap_or(p.size);
+            writeln!(out, "Rootfs: {} ({fmt}, {})", shown(&rootfs_s), human_size(size))?;
             match (&a.arch, &p.architecture) {
                 (None, Some(g)) if g.path == g.file => {
                     writeln!(out, "Architecture: {} (ELF header of {})", g.name, shown(&g.file))?
