@@ -55,8 +55,19 @@ pub(crate) fn stem(p: &Path) -> String {
         .unwrap_or_else(|| "image".into());
     let mut s = name.as_str();
     for ext in [
-        ".xz", ".gz", ".bz2", ".zst", ".lzma", ".lz4", ".tgz", ".txz", ".tar", ".squashfs", ".sqfs",
-        ".qcow2", ".img",
+        ".xz",
+        ".gz",
+        ".bz2",
+        ".zst",
+        ".lzma",
+        ".lz4",
+        ".tgz",
+        ".txz",
+        ".tar",
+        ".squashfs",
+        ".sqfs",
+        ".qcow2",
+        ".img",
     ] {
         if let Some(x) = s.strip_suffix(ext) {
             s = x;
@@ -72,10 +83,15 @@ pub(crate) fn stem(p: &Path) -> String {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename: never a
 /// half-written file under the final name.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let res = (|| {
@@ -102,7 +118,12 @@ pub(crate) fn inspect_split(meta: &[u8], meta_name: &str, rootfs: &Path) -> io::
     });
     insp.push(meta);
     insp.start_rootfs().expect("first call");
-    pump(rootfs, &ProgressBar::hidden(), |b| insp.push(b), &mut || false)?;
+    pump(
+        rootfs,
+        &ProgressBar::hidden(),
+        |b| insp.push(b),
+        &mut || false,
+    )?;
     Ok(insp.finish())
 }
 
@@ -111,12 +132,18 @@ pub(crate) fn problems(r: &Report) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in r.verdicts.iter() {
         if v.accepted == Some(false) {
-            out.push(format!("{k} refuses it: {}", v.error.as_deref().unwrap_or("")));
+            out.push(format!(
+                "{k} refuses it: {}",
+                v.error.as_deref().unwrap_or("")
+            ));
         }
     }
     let c = &r.verdicts["lxd-5.0"].creatable;
     if c.ok == Some(false) {
-        out.push(format!("lxc init fails: {}", c.error.as_deref().unwrap_or("")));
+        out.push(format!(
+            "lxc init fails: {}",
+            c.error.as_deref().unwrap_or("")
+        ));
     }
     for f in r.findings.iter().filter(|f| f.severity == Severity::Error) {
         out.push(format!("{}: {}", f.code, f.message));
@@ -135,7 +162,9 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
         template_set: Some(set),
     };
     if a.rootfs.as_os_str() == "-" {
-        return Err(invalid("the rootfs must be a file (it is read twice and named in the import command)"));
+        return Err(invalid(
+            "the rootfs must be a file (it is read twice and named in the import command)",
+        ));
     }
     let now = now_unix();
     let probe = if choices.complete() {
@@ -146,7 +175,12 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
             max_ratio: lxdimg::limits::DEFAULT_MAX_EXPANSION_RATIO,
         }));
         // Stops as soon as /bin/sh's architecture and os-release are known.
-        pump(&a.rootfs, &ProgressBar::hidden(), |b| p.borrow_mut().push(b), &mut || p.borrow().settled())?;
+        pump(
+            &a.rootfs,
+            &ProgressBar::hidden(),
+            |b| p.borrow_mut().push(b),
+            &mut || p.borrow().settled(),
+        )?;
         Some(p.into_inner().finish())
     };
     let m = make::propose(probe.as_ref(), &choices, now).map_err(invalid)?;
@@ -159,22 +193,30 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let meta_path = out_dir.join(format!("{}.metadata.tar.xz", stem(&a.rootfs)));
-    let meta_name = meta_path.file_name().unwrap().to_string_lossy().into_owned();
+    let meta_name = meta_path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     // The made image is offered only once the core accepts it (this read computes the fingerprint).
     let report = inspect_split(&meta, &meta_name, &a.rootfs)?;
     let mut bad = problems(&report);
     // The proposal read stopped early: the inspection read every member; a later os-release
     // (a member given twice) would have changed it.
     if let Some(p) = &probe {
-        if p.os_release.is_some() && report.os_release != p.os_release && (a.os.is_none() || a.release.is_none()) {
+        if p.os_release.is_some()
+            && report.os_release != p.os_release
+            && (a.os.is_none() || a.release.is_none())
+        {
             bad.push("the rootfs holds os-release twice (a later member replaces the first): give --os and --release".into());
         }
     }
     let props = m.properties.clone().unwrap_or_default();
-    let alias = a
-        .alias
-        .clone()
-        .unwrap_or_else(|| format!("{}/{}", props["os"], props["release"]).to_lowercase().replace(' ', "-"));
+    let alias = a.alias.clone().unwrap_or_else(|| {
+        format!("{}/{}", props["os"], props["release"])
+            .to_lowercase()
+            .replace(' ', "-")
+    });
     let meta_s = meta_path.display().to_string();
     let rootfs_s = a.rootfs.display().to_string();
     let lxc = make::import_command("lxc", &meta_s, &rootfs_s, Some(&alias));
@@ -199,12 +241,22 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     } else {
         if let Some(p) = &probe {
             let fmt = p.format.map(|f| f.name()).unwrap_or("?");
-            let size = std::fs::metadata(&a.rootfs).map(|m| m.len()).unwrap_or(p.size);
-            writeln!(out, "Rootfs: {} ({fmt}, {})", shown(&rootfs_s), human_size(size))?;
+            let size = std::fs::metadata(&a.rootfs)
+                .map(|m| m.len())
+                .unwrap_or(p.size);
+            writeln!(
+                out,
+                "Rootfs: {} ({fmt}, {})",
+                shown(&rootfs_s),
+                human_size(size)
+            )?;
             match (&a.arch, &p.architecture) {
-                (None, Some(g)) if g.path == g.file => {
-                    writeln!(out, "Architecture: {} (ELF header of {})", g.name, shown(&g.file))?
-                }
+                (None, Some(g)) if g.path == g.file => writeln!(
+                    out,
+                    "Architecture: {} (ELF header of {})",
+                    g.name,
+                    shown(&g.file)
+                )?,
                 (None, Some(g)) => writeln!(
                     out,
                     "Architecture: {} (ELF header of {}, via {})",
@@ -229,9 +281,23 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
             }
             return Ok(1);
         }
-        writeln!(out, "Metadata: {} ({})", shown(&meta_s), human_size(meta.len() as u64))?;
-        writeln!(out, "Fingerprint: {}", report.fingerprint.as_deref().unwrap_or(""))?;
-        let accepted: Vec<&str> = report.verdicts.iter().filter(|(_, v)| v.accepted == Some(true)).map(|(k, _)| k).collect();
+        writeln!(
+            out,
+            "Metadata: {} ({})",
+            shown(&meta_s),
+            human_size(meta.len() as u64)
+        )?;
+        writeln!(
+            out,
+            "Fingerprint: {}",
+            report.fingerprint.as_deref().unwrap_or("")
+        )?;
+        let accepted: Vec<&str> = report
+            .verdicts
+            .iter()
+            .filter(|(_, v)| v.accepted == Some(true))
+            .map(|(k, _)| k)
+            .collect();
         writeln!(out, "Accepted by: {}", accepted.join(", "))?;
         writeln!(out, "Import:")?;
         writeln!(out, "    {}", shown(&lxc))?;
@@ -267,7 +333,10 @@ fn repaired_name(p: &Path, format: Option<lxdimg::detect::Format>) -> String {
     match format {
         Some(f) => format!("{s}.repaired{}", f.extension()),
         None => {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             format!("{s}.repaired{}", &name[s.len().min(name.len())..])
         }
     }
@@ -295,7 +364,12 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
         max_ratio: lxdimg::limits::DEFAULT_MAX_EXPANSION_RATIO,
     };
     let mut reader = MetaReader::new(limits);
-    pump(&a.file, &ProgressBar::hidden(), |b| reader.push(b), &mut || false)?;
+    pump(
+        &a.file,
+        &ProgressBar::hidden(),
+        |b| reader.push(b),
+        &mut || false,
+    )?;
     let parts = reader.finish();
     // The architecture from the rootfs's ELF header, when the metadata's is no use.
     let rootfs_arch = match (&a.rootfs, &report.architecture) {
@@ -316,7 +390,12 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
         }
     };
     if !a.json {
-        writeln!(out, "Image: {} ({})", shown(&a.file.display().to_string()), if split { "split" } else { "unified" })?;
+        writeln!(
+            out,
+            "Image: {} ({})",
+            shown(&a.file.display().to_string()),
+            if split { "split" } else { "unified" }
+        )?;
         if before.is_empty() {
             writeln!(out, "Now: accepted, no error finding")?;
         } else {
@@ -346,7 +425,10 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
     if !a.yes && !a.json {
         use std::io::IsTerminal;
         if !io::stdin().is_terminal() {
-            writeln!(out, "Not written: run with --yes to write the repaired image")?;
+            writeln!(
+                out,
+                "Not written: run with --yes to write the repaired image"
+            )?;
             return Ok(1);
         }
         write!(out, "Write the repaired image? [y/N] ")?;
@@ -376,12 +458,22 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
     } else {
         let format = p.recompress.then_some(lxdimg::detect::Format::Xz);
         let path = dir.join(repaired_name(&a.file, format));
-        let checking = dir.join(format!(".{}.checking-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+        let checking = dir.join(format!(
+            ".{}.checking-{}",
+            path.file_name().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
         let opts = lxdimg::rewrite::RewriteOptions {
             format,
             ..Default::default()
         };
-        crate::rewrite_cli::rewrite_file(&a.file, &checking, p.edits(now.max(0) as u64), opts, &mut |_| {})?;
+        crate::rewrite_cli::rewrite_file(
+            &a.file,
+            &checking,
+            p.edits(now.max(0) as u64),
+            opts,
+            &mut |_| {},
+        )?;
         let r = crate::cli::inspect_report(&checking, None, None);
         let r = match r {
             Ok(r) if problems(&r).is_empty() => {
@@ -415,14 +507,21 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
         return Ok(if after.is_empty() { 0 } else { 1 });
     }
     if !after.is_empty() {
-        writeln!(out, "Not written: the repaired image is still not accepted:")?;
+        writeln!(
+            out,
+            "Not written: the repaired image is still not accepted:"
+        )?;
         for b in &after {
             writeln!(out, "    {}", shown(b))?;
         }
         return Ok(1);
     }
     writeln!(out, "Repaired: {}", shown(&path_s))?;
-    writeln!(out, "Fingerprint: {}", report2.fingerprint.as_deref().unwrap_or(""))?;
+    writeln!(
+        out,
+        "Fingerprint: {}",
+        report2.fingerprint.as_deref().unwrap_or("")
+    )?;
     let rootfs_s = a.rootfs.as_ref().map(|r| r.display().to_string());
     let cmd = match &rootfs_s {
         Some(r) => make::import_command("lxc", &path_s, r, None),
@@ -434,5 +533,8 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
 
 /// A diff for the terminal: each line escaped, the +/- kept.
 fn shown_diff(d: &str) -> String {
-    d.lines().map(|l| shown(l).into_owned()).collect::<Vec<_>>().join("\n")
+    d.lines()
+        .map(|l| shown(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

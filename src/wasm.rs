@@ -461,10 +461,12 @@ impl MakeProbe {
     pub fn new() -> MakeProbe {
         install_panic_hook();
         MakeProbe {
-            core: Some(crate::make::RootfsProbe::new(crate::decode::ExpansionLimits {
-                max_decoded: 64 << 30,
-                max_ratio: crate::limits::DEFAULT_MAX_EXPANSION_RATIO,
-            })),
+            core: Some(crate::make::RootfsProbe::new(
+                crate::decode::ExpansionLimits {
+                    max_decoded: 64 << 30,
+                    max_ratio: crate::limits::DEFAULT_MAX_EXPANSION_RATIO,
+                },
+            )),
             probe: None,
         }
     }
@@ -520,18 +522,25 @@ impl MakeProbe {
             template_set: Some(set),
         };
         let now = now as i64;
-        let m = crate::make::propose(self.probe.as_ref(), &choices, now).map_err(|e| JsError::new(&e))?;
+        let m = crate::make::propose(self.probe.as_ref(), &choices, now)
+            .map_err(|e| JsError::new(&e))?;
         let yaml = crate::make::metadata_yaml(&m);
         let tarball = crate::make::metadata_tarball(&yaml, &crate::make::template_files(set), now)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let props = m.properties.clone().unwrap_or_default();
-        let alias = format!("{}/{}", props["os"], props["release"]).to_lowercase().replace(' ', "-");
+        let alias = format!("{}/{}", props["os"], props["release"])
+            .to_lowercase()
+            .replace(' ', "-");
         let out = js_sys::Object::new();
         let set_key = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
         set_key("metadata", &to_js(&m)?).map_err(|_| JsError::new("set"))?;
         set_key("yaml", &yaml.into()).map_err(|_| JsError::new("set"))?;
         set_key("alias", &alias.into()).map_err(|_| JsError::new("set"))?;
-        set_key("tarball", &js_sys::Uint8Array::from(tarball.as_slice()).into()).map_err(|_| JsError::new("set"))?;
+        set_key(
+            "tarball",
+            &js_sys::Uint8Array::from(tarball.as_slice()).into(),
+        )
+        .map_err(|_| JsError::new("set"))?;
         Ok(out.into())
     }
 }

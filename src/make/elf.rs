@@ -96,13 +96,21 @@ mod tests {
         h[5] = if big { 2 } else { 1 };
         h[6] = 1;
         let put16 = |h: &mut Vec<u8>, at: usize, v: u16| {
-            let b = if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let b = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
             h[at..at + 2].copy_from_slice(&b);
         };
         put16(&mut h, 16, 2); // ET_EXEC
         put16(&mut h, 18, machine);
         let at = if class64 { 48 } else { 36 };
-        let b = if big { flags.to_be_bytes() } else { flags.to_le_bytes() };
+        let b = if big {
+            flags.to_be_bytes()
+        } else {
+            flags.to_le_bytes()
+        };
         h[at..at + 4].copy_from_slice(&b);
         h
     }
@@ -112,28 +120,32 @@ mod tests {
     #[test]
     fn every_lxd_architecture_from_its_elf_header() {
         let cases: &[(&str, bool, bool, u16, u32)] = &[
-            ("i686", false, false, EM_386, 0),                          // i386
-            ("x86_64", true, false, EM_X86_64, 0),                      // amd64
-            ("x86_64", false, false, EM_X86_64, 0),                     // x32
-            ("armv7l", false, false, EM_ARM, 0x0500_0400),              // armhf
-            ("armv6l", false, false, EM_ARM, 0x0500_0200),              // armel
-            ("aarch64", true, false, EM_AARCH64, 0),                    // arm64
-            ("ppc", false, true, EM_PPC, 0),                            // powerpc
-            ("ppc64", true, true, EM_PPC64, 1),                         // ppc64
-            ("ppc64le", true, false, EM_PPC64, 2),                      // ppc64el
-            ("s390x", true, true, EM_S390, 0),                          // s390x
-            ("mips", false, true, EM_MIPS, 0x7000_1007),                // mips
-            ("mips", false, false, EM_MIPS, 0x7000_1007),               // mipsel
-            ("mips64", true, false, EM_MIPS, 0x8000_0007),              // mips64el
-            ("mips64", true, true, EM_MIPS, 0x8000_0007),               // mips64
-            ("riscv32", false, false, EM_RISCV, 5),                     // riscv32
-            ("riscv64", true, false, EM_RISCV, 5),                      // riscv64
-            ("loongarch64", true, false, EM_LOONGARCH, 0x43),           // loong64
+            ("i686", false, false, EM_386, 0),                // i386
+            ("x86_64", true, false, EM_X86_64, 0),            // amd64
+            ("x86_64", false, false, EM_X86_64, 0),           // x32
+            ("armv7l", false, false, EM_ARM, 0x0500_0400),    // armhf
+            ("armv6l", false, false, EM_ARM, 0x0500_0200),    // armel
+            ("aarch64", true, false, EM_AARCH64, 0),          // arm64
+            ("ppc", false, true, EM_PPC, 0),                  // powerpc
+            ("ppc64", true, true, EM_PPC64, 1),               // ppc64
+            ("ppc64le", true, false, EM_PPC64, 2),            // ppc64el
+            ("s390x", true, true, EM_S390, 0),                // s390x
+            ("mips", false, true, EM_MIPS, 0x7000_1007),      // mips
+            ("mips", false, false, EM_MIPS, 0x7000_1007),     // mipsel
+            ("mips64", true, false, EM_MIPS, 0x8000_0007),    // mips64el
+            ("mips64", true, true, EM_MIPS, 0x8000_0007),     // mips64
+            ("riscv32", false, false, EM_RISCV, 5),           // riscv32
+            ("riscv64", true, false, EM_RISCV, 5),            // riscv64
+            ("loongarch64", true, false, EM_LOONGARCH, 0x43), // loong64
         ];
         let mut seen = std::collections::BTreeSet::new();
         for &(want, c64, big, machine, flags) in cases {
             let h = header(c64, big, machine, flags);
-            assert_eq!(elf_architecture(&h), Some(want), "{want} {c64} {big} {machine}");
+            assert_eq!(
+                elf_architecture(&h),
+                Some(want),
+                "{want} {c64} {big} {machine}"
+            );
             let rules = if want == "loongarch64" {
                 crate::verdict::INCUS_6_0.arch
             } else {
@@ -143,7 +155,9 @@ mod tests {
             seen.insert(want);
         }
         // armv8l is the one name no ELF header yields (its binaries are armv7l's).
-        let missing: Vec<_> = crate::arch::all_names().filter(|n| !seen.contains(n)).collect();
+        let missing: Vec<_> = crate::arch::all_names()
+            .filter(|n| !seen.contains(n))
+            .collect();
         assert_eq!(missing, ["armv8l"]);
     }
 
@@ -151,13 +165,22 @@ mod tests {
     fn not_elf_cut_short_or_unknown() {
         assert_eq!(elf_architecture(b""), None);
         assert_eq!(elf_architecture(b"#!/bin/sh\n"), None);
-        assert_eq!(elf_architecture(&header(true, false, EM_X86_64, 0)[..19]), None);
-        assert_eq!(elf_architecture(&header(true, false, 2 /* SPARC */, 0)), None);
+        assert_eq!(
+            elf_architecture(&header(true, false, EM_X86_64, 0)[..19]),
+            None
+        );
+        assert_eq!(
+            elf_architecture(&header(true, false, 2 /* SPARC */, 0)),
+            None
+        );
         assert_eq!(elf_architecture(&header(false, false, EM_S390, 0)), None); // 31-bit s390
         let mut bad_class = header(true, false, EM_X86_64, 0);
         bad_class[4] = 3;
         assert_eq!(elf_architecture(&bad_class), None);
         // 32-bit ARM without e_flags: unknown float ABI.
-        assert_eq!(elf_architecture(&header(false, false, EM_ARM, 0x400)[..36]), None);
+        assert_eq!(
+            elf_architecture(&header(false, false, EM_ARM, 0x400)[..36]),
+            None
+        );
     }
 }

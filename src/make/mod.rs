@@ -93,9 +93,17 @@ pub fn propose(probe: Option<&Probe>, c: &Choices, now: i64) -> Result<ImageMeta
     let pick = |given: &Option<String>, from: &[Option<&String>], what: &str| {
         given
             .clone()
-            .or_else(|| from.iter().flatten().find(|v| !v.trim().is_empty()).map(|v| v.to_string()))
+            .or_else(|| {
+                from.iter()
+                    .flatten()
+                    .find(|v| !v.trim().is_empty())
+                    .map(|v| v.to_string())
+            })
             .ok_or_else(|| {
-                format!("the rootfs has no os-release that says its {what}{}: give --{what}", why())
+                format!(
+                    "the rootfs has no os-release that says its {what}{}: give --{what}",
+                    why()
+                )
             })
     };
     let os = pick(
@@ -232,11 +240,20 @@ mod tests {
         assert_eq!(props["release"], "bookworm");
         assert_eq!(props["variant"], "default");
         assert_eq!(props["serial"], "20240101_00:00");
-        assert_eq!(props["description"], "Debian GNU/Linux 12 (bookworm) x86_64 (20240101_00:00)");
+        assert_eq!(
+            props["description"],
+            "Debian GNU/Linux 12 (bookworm) x86_64 (20240101_00:00)"
+        );
         assert_eq!(m.templates.as_ref().unwrap().len(), 2);
         // Alpine: no codename, the version instead.
-        let alpine = crate::rootfs::os_release(b"ID=alpine\nNAME=\"Alpine Linux\"\nVERSION_ID=3.20.3\n");
-        let m = propose(Some(&probe_of(Some("aarch64"), Some(alpine))), &Choices::default(), 0).unwrap();
+        let alpine =
+            crate::rootfs::os_release(b"ID=alpine\nNAME=\"Alpine Linux\"\nVERSION_ID=3.20.3\n");
+        let m = propose(
+            Some(&probe_of(Some("aarch64"), Some(alpine))),
+            &Choices::default(),
+            0,
+        )
+        .unwrap();
         assert_eq!(m.properties.unwrap()["release"], "3.20.3");
         // Choices win; nothing to read when they are complete.
         let c = Choices {
@@ -248,11 +265,19 @@ mod tests {
         };
         assert!(c.complete());
         let m = propose(None, &c, 5).unwrap();
-        assert_eq!((m.architecture.as_str(), m.templates.is_none()), ("amd64", true));
+        assert_eq!(
+            (m.architecture.as_str(), m.templates.is_none()),
+            ("amd64", true)
+        );
         // Missing pieces name their option.
         let e = propose(Some(&probe_of(None, None)), &Choices::default(), 5).unwrap_err();
         assert!(e.contains("--arch"), "{e}");
-        let e = propose(Some(&probe_of(Some("x86_64"), None)), &Choices::default(), 5).unwrap_err();
+        let e = propose(
+            Some(&probe_of(Some("x86_64"), None)),
+            &Choices::default(),
+            5,
+        )
+        .unwrap_err();
         assert!(e.contains("--os"), "{e}");
     }
 
@@ -269,12 +294,15 @@ mod tests {
                 ..Choices::default()
             };
             let m = propose(None, &c, 1_704_067_200).unwrap();
-            let meta = metadata_tarball(&metadata_yaml(&m), &template_files(set), m.creation_date).unwrap();
+            let meta = metadata_tarball(&metadata_yaml(&m), &template_files(set), m.creation_date)
+                .unwrap();
             assert!(meta.starts_with(b"\xfd7zXZ\0"));
             let mut rootfs = tar::Builder::new(Vec::new());
             let mut h = tar::Header::new_gnu();
             h.set_size(3);
-            rootfs.append_data(&mut h, "./etc/hostname", &b"x\n\n"[..]).unwrap();
+            rootfs
+                .append_data(&mut h, "./etc/hostname", &b"x\n\n"[..])
+                .unwrap();
             let rootfs = rootfs.into_inner().unwrap();
             let mut insp = crate::Inspector::new(crate::Options::default());
             insp.push(&meta);
@@ -284,7 +312,11 @@ mod tests {
             for (k, v) in r.verdicts.iter() {
                 assert_eq!(v.accepted, Some(true), "{set:?} {k}: {:?}", v.error);
             }
-            let errors: Vec<_> = r.findings.iter().filter(|f| f.severity == crate::Severity::Error).collect();
+            let errors: Vec<_> = r
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::Severity::Error)
+                .collect();
             assert!(errors.is_empty(), "{set:?}: {errors:?}");
             assert_eq!(r.templates.len(), files(set).len());
         }
@@ -296,6 +328,9 @@ mod tests {
             import_command("lxc", "a.tar.xz", "my root.tar", Some("debian/12")),
             "lxc image import a.tar.xz 'my root.tar' --alias debian/12"
         );
-        assert_eq!(import_command("incus", "it's", "r", None), "incus image import 'it'\\''s' r");
+        assert_eq!(
+            import_command("incus", "it's", "r", None),
+            "incus image import 'it'\\''s' r"
+        );
     }
 }

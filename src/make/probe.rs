@@ -7,8 +7,8 @@
 use super::elf::{elf_architecture, is_elf, ELF_HEAD};
 use crate::decode::{DecodeError, Decoder, ExpansionLimits};
 use crate::detect::{sniff, Format};
-use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
 use crate::limits::OS_RELEASE_KEEP;
+use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
 use crate::rootfs::{os_release, OsRelease};
 use crate::tar::{EntryHeader, TarWalker, Visitor};
 use std::collections::BTreeMap;
@@ -132,7 +132,9 @@ impl Visitor for Collect {
     }
 
     fn data(&mut self, chunk: &[u8]) {
-        let Some((head, name)) = &self.cur else { return };
+        let Some((head, name)) = &self.cur else {
+            return;
+        };
         let (map, cap) = if *head {
             (&mut self.heads, ELF_HEAD)
         } else {
@@ -245,11 +247,13 @@ impl Collect {
     }
 
     fn os_release(&self) -> Option<(String, OsRelease)> {
-        ["etc/os-release", "usr/lib/os-release"].iter().find_map(|p| {
-            let file = self.resolve(p)?;
-            let text = self.os.get(&file)?;
-            Some((format!("/{file}"), os_release(text)))
-        })
+        ["etc/os-release", "usr/lib/os-release"]
+            .iter()
+            .find_map(|p| {
+                let file = self.resolve(p)?;
+                let text = self.os.get(&file)?;
+                Some((format!("/{file}"), os_release(text)))
+            })
     }
 }
 
@@ -381,9 +385,12 @@ impl RootfsProbe {
                 } else if let Some(e) = &self.error {
                     Some(format!("the rootfs does not decode: {}", e.message))
                 } else {
-                    self.walker
-                        .error()
-                        .map(|e| format!("the rootfs tarball is broken: {} ({})", e.go_message, e.detail))
+                    self.walker.error().map(|e| {
+                        format!(
+                            "the rootfs tarball is broken: {} ({})",
+                            e.go_message, e.detail
+                        )
+                    })
                 }
             }
         };
@@ -460,7 +467,10 @@ mod tests {
             let p = probe(&t, chunk);
             assert_eq!(p.error, None);
             let a = p.architecture.unwrap();
-            assert_eq!((a.name, a.path.as_str(), a.file.as_str()), ("aarch64", "/bin/sh", "/usr/bin/dash"));
+            assert_eq!(
+                (a.name, a.path.as_str(), a.file.as_str()),
+                ("aarch64", "/bin/sh", "/usr/bin/dash")
+            );
             let o = p.os_release.unwrap();
             assert_eq!(o.id.as_deref(), Some("debian"));
             assert_eq!(p.os_release_file.as_deref(), Some("/usr/lib/os-release"));
@@ -473,7 +483,12 @@ mod tests {
         let t = tarball(&[
             ("./bin/sh", b'2', "dash", b""),
             ("./bin/dash", b'0', "", &elf(62)),
-            ("./etc/os-release", b'0', "", b"ID=debian\nVERSION_CODENAME=bookworm\n"),
+            (
+                "./etc/os-release",
+                b'0',
+                "",
+                b"ID=debian\nVERSION_CODENAME=bookworm\n",
+            ),
             ("./usr/share/big", b'0', "", &big),
         ]);
         let mut p = RootfsProbe::new(ExpansionLimits {
@@ -493,14 +508,20 @@ mod tests {
         let r = p.finish();
         assert_eq!(r.error, None);
         assert_eq!(r.architecture.unwrap().name, "x86_64");
-        assert_eq!(r.os_release.unwrap().version_codename.as_deref(), Some("bookworm"));
+        assert_eq!(
+            r.os_release.unwrap().version_codename.as_deref(),
+            Some("bookworm")
+        );
         // os-release first, /bin/sh last: settled only at the end.
         let t = tarball(&[
             ("./etc/os-release", b'0', "", b"ID=debian\n"),
             ("./usr/share/big", b'0', "", &big),
             ("./bin/sh", b'0', "", &elf(62)),
         ]);
-        let mut p = RootfsProbe::new(ExpansionLimits { max_decoded: 1 << 30, max_ratio: 100 });
+        let mut p = RootfsProbe::new(ExpansionLimits {
+            max_decoded: 1 << 30,
+            max_ratio: 100,
+        });
         let mut pushed = 0;
         for c in t.chunks(4096) {
             if p.settled() {
@@ -520,7 +541,12 @@ mod tests {
             (".dockerenv", b'0', "", b""),
             ("bin/busybox", b'0', "", &x86),
             ("bin/sh", b'2', "/bin/busybox", b""),
-            ("etc/os-release", b'0', "", b"ID=alpine\nVERSION_ID=3.20.0\n"),
+            (
+                "etc/os-release",
+                b'0',
+                "",
+                b"ID=alpine\nVERSION_ID=3.20.0\n",
+            ),
         ]);
         let a = probe(&t, 4096).architecture.unwrap();
         assert_eq!((a.name, a.file.as_str()), ("x86_64", "/bin/busybox"));
@@ -546,7 +572,10 @@ mod tests {
         assert_eq!(p.architecture, None);
         assert_eq!(p.error, None);
         // A later member replaces an earlier one.
-        let t = tarball(&[("bin/sh", b'0', "", &elf(62)), ("bin/sh", b'0', "", &elf(3))]);
+        let t = tarball(&[
+            ("bin/sh", b'0', "", &elf(62)),
+            ("bin/sh", b'0', "", &elf(3)),
+        ]);
         assert_eq!(probe(&t, 100).architecture.unwrap().name, "i686");
         // Not a tarball.
         assert!(probe(b"hello", 100).error.is_some());

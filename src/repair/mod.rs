@@ -216,7 +216,11 @@ impl MetaReader {
                 .bomb()
                 .map(|b| b.describe("the metadata"))
                 .or(self.error.take())
-                .or_else(|| self.walker.error().map(|e| format!("{} ({})", e.go_message, e.detail))),
+                .or_else(|| {
+                    self.walker
+                        .error()
+                        .map(|e| format!("{} ({})", e.go_message, e.detail))
+                }),
         };
         parts
     }
@@ -280,8 +284,11 @@ impl Plan {
             mtime,
         ));
         for (name, data) in &self.templates {
-            e.add
-                .push(NewEntry::file(format!("templates/{name}").into_bytes(), data.clone(), mtime));
+            e.add.push(NewEntry::file(
+                format!("templates/{name}").into_bytes(),
+                data.clone(),
+                mtime,
+            ));
         }
         e
     }
@@ -292,7 +299,13 @@ fn text_of(data: &[u8]) -> (String, Option<&'static str>) {
     let utf16 = |le: bool, b: &[u8]| {
         let units: Vec<u16> = b
             .chunks_exact(2)
-            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
             .collect();
         String::from_utf16_lossy(&units)
     };
@@ -314,15 +327,23 @@ const TRIGGERS: &[&str] = &["create", "copy", "start", "rename"];
 
 /// Decides the repair. `now` is the caller's clock (a missing or unreadable creation date
 /// becomes it); `rootfs_arch` is the architecture the rootfs's ELF header shows, when read.
-pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&str>) -> Result<Plan, String> {
+pub fn plan(
+    parts: &MetaParts,
+    report: &Report,
+    now: i64,
+    rootfs_arch: Option<&str>,
+) -> Result<Plan, String> {
     if parts.format.is_none() {
-        return Err("the metadata file is not a tarball LXD reads: nothing to repair mechanically".into());
+        return Err(
+            "the metadata file is not a tarball LXD reads: nothing to repair mechanically".into(),
+        );
     }
     let refusal = || {
-        report
-            .verdicts
-            .iter()
-            .find_map(|(_, v)| (v.accepted == Some(false)).then(|| v.error.clone()).flatten())
+        report.verdicts.iter().find_map(|(_, v)| {
+            (v.accepted == Some(false))
+                .then(|| v.error.clone())
+                .flatten()
+        })
     };
     let has = |c: FindingCode| report.findings.iter().any(|f| f.code == c);
     let mut fixes: Vec<Fix> = Vec::new();
@@ -347,14 +368,21 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
             .find(|m| m.name == name && m.regular())
     };
     // 1. Where metadata.yaml comes from.
-    let root_docs: Vec<&Member> = parts.members.iter().filter(|m| m.raw == "metadata.yaml" || m.raw == "./metadata.yaml").collect();
+    let root_docs: Vec<&Member> = parts
+        .members
+        .iter()
+        .filter(|m| m.raw == "metadata.yaml" || m.raw == "./metadata.yaml")
+        .collect();
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     let mut replaced: Vec<(String, u64)> = Vec::new();
     if root_docs.is_empty() {
-        let misplaced = parts
-            .members
-            .iter()
-            .find(|m| m.regular() && m.name.rsplit('/').next().is_some_and(|b| b.eq_ignore_ascii_case("metadata.yaml")));
+        let misplaced = parts.members.iter().find(|m| {
+            m.regular()
+                && m.name
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|b| b.eq_ignore_ascii_case("metadata.yaml"))
+        });
         match misplaced {
             Some(m) if parts.rootfs_members == 0 || !m.name.contains('/') => {
                 fix(
@@ -385,11 +413,17 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
                 fix(
                     FindingCode::MetadataNotRegular.as_str(),
                     refusal(),
-                    format!("{:?} is a link to {:?}: written as a regular file with its content", d.raw, t.raw),
+                    format!(
+                        "{:?} is a link to {:?}: written as a regular file with its content",
+                        d.raw, t.raw
+                    ),
                 );
                 sources.push((d.raw.clone(), t.data.clone()));
             }
-            None => unfixable.push(format!("{:?} is a link to {:?}, which is not in the tarball", d.raw, d.link)),
+            None => unfixable.push(format!(
+                "{:?} is a link to {:?}, which is not in the tarball",
+                d.raw, d.link
+            )),
         }
     }
     if sources.is_empty() {
@@ -419,7 +453,9 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
         }
         if let Err(e) = decode_into(text.as_bytes(), &mut m, Dialect::V2) {
             if !e.starts_with("yaml: unmarshal errors:") {
-                return Err(format!("{name:?} is not YAML lxdimg can repair mechanically: {e}"));
+                return Err(format!(
+                    "{name:?} is not YAML lxdimg can repair mechanically: {e}"
+                ));
             }
             // Type errors: the fields that decoded are kept; the others are fixed below.
             fix("refused", Some(e.clone()), "fields with the wrong type are written again with their defaults (fixed below where a default exists)".into());
@@ -439,63 +475,108 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
                 } else {
                     "from the ELF header of the rootfs's /bin/sh"
                 };
-                fix("refused", refusal().filter(|r| r.contains("rchitecture")), format!("architecture {old_arch:?} → {a:?} ({why})"));
+                fix(
+                    "refused",
+                    refusal().filter(|r| r.contains("rchitecture")),
+                    format!("architecture {old_arch:?} → {a:?} ({why})"),
+                );
                 m.architecture = a.to_string();
             }
             None => unfixable.push(format!(
                 "architecture {old_arch:?}: no name every LXD and Incus version knows{}",
-                if rootfs_arch.is_none() { " (give the rootfs to read it from /bin/sh)" } else { "" }
+                if rootfs_arch.is_none() {
+                    " (give the rootfs to read it from /bin/sh)"
+                } else {
+                    ""
+                }
             )),
         }
     }
     // 4. Dates.
     if m.creation_date == 0 {
-        fix("refused", Some("Missing creation date".into()), format!("creation_date → {now} (now)"));
+        fix(
+            "refused",
+            Some("Missing creation date".into()),
+            format!("creation_date → {now} (now)"),
+        );
         m.creation_date = now;
     } else if !(1..=DATE_MAX).contains(&m.creation_date) {
-        fix(FindingCode::DateOutOfRange.as_str(), None, format!("creation_date {} → {now} (now)", m.creation_date));
+        fix(
+            FindingCode::DateOutOfRange.as_str(),
+            None,
+            format!("creation_date {} → {now} (now)", m.creation_date),
+        );
         m.creation_date = now;
     }
     if !(0..=DATE_MAX).contains(&m.expiry_date) {
-        fix(FindingCode::DateOutOfRange.as_str(), None, format!("expiry_date {} removed", m.expiry_date));
+        fix(
+            FindingCode::DateOutOfRange.as_str(),
+            None,
+            format!("expiry_date {} removed", m.expiry_date),
+        );
         m.expiry_date = 0;
     }
     // 5. Properties.
     if m.properties.is_none() {
-        fix(FindingCode::PropertiesMissing.as_str(), None, "properties: added".into());
+        fix(
+            FindingCode::PropertiesMissing.as_str(),
+            None,
+            "properties: added".into(),
+        );
     }
     let props = m.properties.get_or_insert_with(BTreeMap::new);
     let os = report.os_release.as_ref();
-    let empty = |p: &BTreeMap<String, String>, k: &str| p.get(k).is_none_or(|v| v.trim().is_empty());
+    let empty =
+        |p: &BTreeMap<String, String>, k: &str| p.get(k).is_none_or(|v| v.trim().is_empty());
     let mut from_os = |key: &str, value: Option<String>, props: &mut BTreeMap<String, String>| {
         if empty(props, key) {
             match value.filter(|v| !v.trim().is_empty()) {
                 Some(v) => {
-                    fix(FindingCode::PropertyMissing.as_str(), None, format!("properties.{key} → {v:?} (from the rootfs's os-release)"));
+                    fix(
+                        FindingCode::PropertyMissing.as_str(),
+                        None,
+                        format!("properties.{key} → {v:?} (from the rootfs's os-release)"),
+                    );
                     props.insert(key.to_string(), v);
                 }
-                None if has(FindingCode::PropertyMissing) => {
-                    unfixable.push(format!("properties.{key} is missing and the rootfs has no os-release that says it"))
-                }
+                None if has(FindingCode::PropertyMissing) => unfixable.push(format!(
+                    "properties.{key} is missing and the rootfs has no os-release that says it"
+                )),
                 None => {}
             }
         }
     };
-    from_os("os", os.and_then(|o| o.id.clone().or(o.name.clone())), props);
-    from_os("release", os.and_then(|o| o.version_codename.clone().or(o.version_id.clone())), props);
+    from_os(
+        "os",
+        os.and_then(|o| o.id.clone().or(o.name.clone())),
+        props,
+    );
+    from_os(
+        "release",
+        os.and_then(|o| o.version_codename.clone().or(o.version_id.clone())),
+        props,
+    );
     if empty(props, "description") {
         let name = os
             .and_then(|o| o.pretty_name.clone())
             .or_else(|| Some(format!("{} {}", props.get("os")?, props.get("release")?)));
         if let Some(name) = name {
             let d = format!("{name} {}", m.architecture);
-            fix(FindingCode::PropertyMissing.as_str(), None, format!("properties.description → {d:?}"));
+            fix(
+                FindingCode::PropertyMissing.as_str(),
+                None,
+                format!("properties.description → {d:?}"),
+            );
             props.insert("description".into(), d);
         }
     }
     // 6. Templates and their files.
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for t in parts.members.iter().filter(|t| t.name.starts_with("templates/")) {
+    for t in parts
+        .members
+        .iter()
+        .filter(|t| t.name.starts_with("templates/"))
+    {
         let name = t.name["templates/".len()..].to_string();
         if name.is_empty() || name.contains('/') {
             continue;
@@ -511,7 +592,13 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
             };
             let s = by_name(&target);
             if s.is_some() {
-                fix(FindingCode::TemplateFileNotRegular.as_str(), None, format!("templates/{name} is a link: written as a regular file with its content"));
+                fix(
+                    FindingCode::TemplateFileNotRegular.as_str(),
+                    None,
+                    format!(
+                        "templates/{name} is a link: written as a regular file with its content"
+                    ),
+                );
             }
             s
         } else {
@@ -521,7 +608,9 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
             Some(s) if s.complete() => {
                 files.insert(name, s.data.clone());
             }
-            Some(_) => unfixable.push(format!("templates/{name} is larger than {MEMBER_KEEP} bytes: not carried over")),
+            Some(_) => unfixable.push(format!(
+                "templates/{name} is larger than {MEMBER_KEEP} bytes: not carried over"
+            )),
             None => {}
         }
     }
@@ -529,13 +618,21 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
         let mut out: BTreeMap<String, Option<Template>> = BTreeMap::new();
         for (path, rule) in rules {
             let Some(mut rule) = rule else {
-                fix(FindingCode::TemplateEmpty.as_str(), None, format!("template rule {path:?} is empty: removed"));
+                fix(
+                    FindingCode::TemplateEmpty.as_str(),
+                    None,
+                    format!("template rule {path:?} is empty: removed"),
+                );
                 continue;
             };
             let mut path = path;
             if !path.starts_with('/') {
                 let abs = format!("/{}", path.trim_start_matches("./"));
-                fix(FindingCode::TemplatePathNotAbsolute.as_str(), None, format!("template path {path:?} → {abs:?}"));
+                fix(
+                    FindingCode::TemplatePathNotAbsolute.as_str(),
+                    None,
+                    format!("template path {path:?} → {abs:?}"),
+                );
                 path = abs;
             }
             if let Some(when) = rule.when.take() {
@@ -548,16 +645,28 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
                             kept.push(w);
                         }
                     } else if TRIGGERS.contains(&lw.as_str()) {
-                        fix(FindingCode::TemplateTriggerUnknown.as_str(), None, format!("{path}: trigger {w:?} → {lw:?}"));
+                        fix(
+                            FindingCode::TemplateTriggerUnknown.as_str(),
+                            None,
+                            format!("{path}: trigger {w:?} → {lw:?}"),
+                        );
                         if !kept.contains(&lw) {
                             kept.push(lw);
                         }
                     } else {
-                        fix(FindingCode::TemplateTriggerUnknown.as_str(), None, format!("{path}: trigger {w:?} removed (LXD never fires it)"));
+                        fix(
+                            FindingCode::TemplateTriggerUnknown.as_str(),
+                            None,
+                            format!("{path}: trigger {w:?} removed (LXD never fires it)"),
+                        );
                     }
                 }
                 if had && kept.is_empty() {
-                    fix(FindingCode::TemplateNoTrigger.as_str(), None, format!("template rule {path:?} has no trigger LXD fires: removed"));
+                    fix(
+                        FindingCode::TemplateNoTrigger.as_str(),
+                        None,
+                        format!("template rule {path:?} has no trigger LXD fires: removed"),
+                    );
                     continue;
                 }
                 rule.when = Some(kept);
@@ -568,18 +677,30 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
                 let stem = path.rsplit('/').next().unwrap_or("");
                 match ci(&format!("{stem}.tpl")).or_else(|| ci(stem)) {
                     Some(f) => {
-                        fix(FindingCode::TemplateNameMissing.as_str(), None, format!("{path}: template → {f:?} (the file named after the target)"));
+                        fix(
+                            FindingCode::TemplateNameMissing.as_str(),
+                            None,
+                            format!("{path}: template → {f:?} (the file named after the target)"),
+                        );
                         rule.template = f;
                     }
                     None => {
-                        fix(FindingCode::TemplateNameMissing.as_str(), None, format!("template rule {path:?} names no file: removed"));
+                        fix(
+                            FindingCode::TemplateNameMissing.as_str(),
+                            None,
+                            format!("template rule {path:?} names no file: removed"),
+                        );
                         continue;
                     }
                 }
             } else if rule.template.contains('/') {
                 match ci(&base) {
                     Some(f) => {
-                        fix(FindingCode::TemplateNameInvalid.as_str(), None, format!("{path}: template {:?} → {f:?}", rule.template));
+                        fix(
+                            FindingCode::TemplateNameInvalid.as_str(),
+                            None,
+                            format!("{path}: template {:?} → {f:?}", rule.template),
+                        );
                         rule.template = f;
                     }
                     None => {
@@ -590,7 +711,11 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
             } else if !files.contains_key(&rule.template) {
                 match ci(&rule.template) {
                     Some(f) => {
-                        fix(FindingCode::TemplateFileMissing.as_str(), None, format!("{path}: template {:?} → {f:?}", rule.template));
+                        fix(
+                            FindingCode::TemplateFileMissing.as_str(),
+                            None,
+                            format!("{path}: template {:?} → {f:?}", rule.template),
+                        );
                         rule.template = f;
                     }
                     None => {
@@ -607,7 +732,11 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
     let recompress = has(FindingCode::LxdMisdetectsFormat) || has(FindingCode::V7Tar);
     if recompress {
         fix(
-            if has(FindingCode::LxdMisdetectsFormat) { FindingCode::LxdMisdetectsFormat.as_str() } else { FindingCode::V7Tar.as_str() },
+            if has(FindingCode::LxdMisdetectsFormat) {
+                FindingCode::LxdMisdetectsFormat.as_str()
+            } else {
+                FindingCode::V7Tar.as_str()
+            },
             refusal(),
             "the tarball is written as .tar.xz (LXD reads its format by its first bytes)".into(),
         );
@@ -615,9 +744,13 @@ pub fn plan(parts: &MetaParts, report: &Report, now: i64, rootfs_arch: Option<&s
     let new_yaml = metadata_yaml(&m);
     for d in [Dialect::V2, Dialect::V4] {
         let mut back = ImageMetadata::default();
-        decode_into(new_yaml.as_bytes(), &mut back, d).map_err(|e| format!("lxdimg wrote a metadata.yaml its decoder refuses ({e}): not offered"))?;
+        decode_into(new_yaml.as_bytes(), &mut back, d).map_err(|e| {
+            format!("lxdimg wrote a metadata.yaml its decoder refuses ({e}): not offered")
+        })?;
         if back != m {
-            return Err("lxdimg wrote a metadata.yaml that reads back differently: not offered".into());
+            return Err(
+                "lxdimg wrote a metadata.yaml that reads back differently: not offered".into(),
+            );
         }
     }
     Ok(Plan {
