@@ -146,6 +146,9 @@ pub struct RewriteArgs {
     /// Compression level (default: the tool's default, or what the input's header shows).
     #[arg(long)]
     level: Option<u32>,
+    /// Modification time of added members, Unix seconds (default: now).
+    #[arg(long, value_name = "SECONDS")]
+    mtime: Option<u64>,
     /// Print what was done as JSON.
     #[arg(long)]
     json: bool,
@@ -178,10 +181,12 @@ fn pair(spec: &str, flag: &str) -> io::Result<(String, Vec<u8>)> {
 }
 
 pub fn run(a: RewriteArgs) -> io::Result<i32> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = a.mtime.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
     let mut edits = Edits::default();
     for r in &a.replace {
         let (name, data) = pair(r, "replace")?;

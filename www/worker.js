@@ -21,7 +21,9 @@
 //   {type: "error", id, message}                    a message to show as is
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
-import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+import init, { Inspector, Rewrite, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+// {type: "rewrite", …}: a unified image rewritten and saved as a stream (messages in rewrite.js).
+import { runRewrite } from "./rewrite.js";
 
 const ready = init().then(
   () => postMessage({
@@ -157,5 +159,7 @@ onmessage = (e) => {
       const message = err instanceof UserError ? err.message : `Inspection failed: ${err && err.message ? err.message : err}`;
       postMessage({ type: "error", id: msg.id, message });
     });
+  } else if (msg.type === "rewrite") {
+    ready.then(() => runRewrite(msg, postMessage, { Rewrite, memoryBytes }));
   }
 };
