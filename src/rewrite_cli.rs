@@ -86,6 +86,15 @@ pub fn rewrite_file(
     options: RewriteOptions,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<RewriteSummary> {
+    // The result replaces `out` by a rename: never a device, a directory or a symlink's target.
+    if let Ok(m) = std::fs::symlink_metadata(out) {
+        if !m.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: exists and is not a regular file", out.display()),
+            ));
+        }
+    }
     let mut src = File::open(input)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
     let tmp = Temp::beside(out)?;

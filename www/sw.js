@@ -27,22 +27,27 @@ self.addEventListener("message", (e) => {
   const m = e.data;
   if (!m || m.type !== "lxdimg-download" || !m.port) return;
   const port = m.port;
+  // Answers to pulls, and an error the worker may send at any time.
+  const queue = [];
   let next = null;
   port.onmessage = (ev) => {
     const r = next;
     next = null;
-    r?.(ev.data);
+    if (r) r(ev.data);
+    else queue.push(ev.data);
   };
   const body = new ReadableStream(
     {
       pull(c) {
         return new Promise((resolve) => {
-          next = (d) => {
+          const take = (d) => {
             if (d && d.chunk) c.enqueue(new Uint8Array(d.chunk));
             else if (d && d.done) c.close();
             else c.error(new Error((d && d.error) || "the rewrite stopped"));
             resolve();
           };
+          if (queue.length) return take(queue.shift());
+          next = take;
           port.postMessage({ pull: true });
         });
       },
