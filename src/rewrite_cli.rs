@@ -86,6 +86,15 @@ pub fn rewrite_file(
     options: RewriteOptions,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<RewriteSummary> {
+    // The result replaces `out` by a rename: never a device, a directory or a symlink's target.
+    if let Ok(m) = std::fs::symlink_metadata(out) {
+        if !m.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: exists and is not a regular file", out.display()),
+            ));
+        }
+    }
     let mut src = File::open(input)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", input.display())))?;
     let tmp = Temp::beside(out)?;
@@ -146,6 +155,9 @@ pub struct RewriteArgs {
     /// Compression level (default: the tool's default, or what the input's header shows).
     #[arg(long)]
     level: Option<u32>,
+    /// Modification time of added members, Unix seconds (default: now).
+    #[arg(long, value_name = "SECONDS")]
+    mtime: Option<u64>,
     /// Print what was done as JSON.
     #[arg(long)]
     json: bool,
@@ -178,10 +190,12 @@ fn pair(spec: &str, flag: &str) -> io::Result<(String, Vec<u8>)> {
 }
 
 pub fn run(a: RewriteArgs) -> io::Result<i32> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = a.mtime.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
     let mut edits = Edits::default();
     for r in &a.replace {
         let (name, data) = pair(r, "replace")?;

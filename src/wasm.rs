@@ -629,3 +629,204 @@ impl Repairer {
         Ok(out.into())
     }
 }
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_REWRITE: &'static str = r#"
+/** A member's content: UTF-8 text or bytes. */
+export type RewriteContent = string | Uint8Array | number[];
+/** What `new Rewrite(edits, options)` changes in a unified image (see `lxdimg::rewrite::Edits`). */
+export interface RewriteEdits {
+  /** New content for regular-file members (`name` as the archive spells it; `occurrence`: only the n-th with that name, from 0). */
+  replace?: { name: string; occurrence?: number | null; content: RewriteContent }[];
+  /** Members left out. */
+  drop?: { name: string; occurrence?: number | null }[];
+  /** Members written first, in order (regular files, mode 0644 unless given, owned by root). */
+  add?: { name: string; content?: RewriteContent; mode?: number; mtime?: number; directory?: boolean }[];
+}
+export interface RewriteOptions {
+  /** Output codec; left out: the input's. */
+  format?: "gzip" | "bzip2" | "xz" | "lzma" | "zstd" | "tar" | null;
+  /** Compression level; left out: the tool's default (or what the input's header shows). */
+  level?: number | null;
+  maxDecodedBytes?: number | null;
+  maxExpansionRatio?: number | null;
+}
+/** What `Rewrite.finish()` says (`summary`), beside the last `output` bytes. */
+export interface RewriteSummary {
+  fingerprint: string; format: string; level: number; bytes_in: number; bytes_out: number;
+  tar_bytes_in: number; tar_bytes_out: number; members: number; replaced: number; dropped: number;
+  added: number; trailing_dropped: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "RewriteEdits")]
+    pub type JsRewriteEdits;
+    #[wasm_bindgen(typescript_type = "RewriteOptions")]
+    pub type JsRewriteOptions;
+    #[wasm_bindgen(typescript_type = "{ output: Uint8Array; summary: RewriteSummary }")]
+    pub type JsRewriteEnd;
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsContent {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl JsContent {
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            JsContent::Text(s) => s.into_bytes(),
+            JsContent::Bytes(b) => b,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsTarget {
+    name: String,
+    occurrence: Option<f64>,
+    content: Option<JsContent>,
+    mode: Option<u32>,
+    mtime: Option<f64>,
+    directory: Option<bool>,
+}
+
+impl JsTarget {
+    fn target(&self) -> crate::rewrite::Target {
+        crate::rewrite::Target {
+            name: self.name.as_bytes().to_vec(),
+            occurrence: self.occurrence.map(|n| n as u64),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct JsEdits {
+    #[serde(default)]
+    replace: Vec<JsTarget>,
+    #[serde(default)]
+    drop: Vec<JsTarget>,
+    #[serde(default)]
+    add: Vec<JsTarget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsRewriteOpts {
+    format: Option<String>,
+    level: Option<u32>,
+    max_decoded_bytes: Option<f64>,
+    max_expansion_ratio: Option<f64>,
+}
+
+fn from_js<T: for<'de> Deserialize<'de> + Default>(v: JsValue, what: &str) -> Result<T, JsError> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| JsError::new(&format!("invalid {what}: {e}")))
+}
+
+/// Rewrites a unified image as a stream (`lxdimg::rewrite`): push the image's bytes in chunks of
+/// any size, write out each returned chunk in order; `finish()` gives the last bytes and the new
+/// fingerprint. Memory stays bounded (codec windows and one chunk), whatever the image's size.
+#[wasm_bindgen]
+pub struct Rewrite {
+    core: Option<crate::rewrite::UnifiedRewrite>,
+}
+
+#[wasm_bindgen]
+impl Rewrite {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        edits: Option<JsRewriteEdits>,
+        options: Option<JsRewriteOptions>,
+    ) -> Result<Rewrite, JsError> {
+        install_panic_hook();
+        let e: JsEdits = from_js(edits.map_or(JsValue::UNDEFINED, JsValue::from), "edits")?;
+        let o: JsRewriteOpts =
+            from_js(options.map_or(JsValue::UNDEFINED, JsValue::from), "options")?;
+        let mut edits = crate::rewrite::Edits::default();
+        for r in e.replace {
+            let t = r.target();
+            let content = r
+                .content
+                .ok_or_else(|| JsError::new(&format!("replace {:?}: no content", r.name)))?;
+            edits.replace.push((t, content.bytes()));
+        }
+        edits.drop = e.drop.iter().map(JsTarget::target).collect();
+        for a in e.add {
+            let directory = a.directory.unwrap_or(false);
+            edits.add.push(crate::rewrite::NewEntry {
+                name: a.name.into_bytes(),
+                kind: if directory {
+                    crate::rewrite::NewKind::Directory
+                } else {
+                    crate::rewrite::NewKind::File
+                },
+                mode: a.mode.unwrap_or(if directory { 0o755 } else { 0o644 }),
+                mtime: a.mtime.map_or(0, |t| t.max(0.0) as u64),
+                content: a.content.map(JsContent::bytes).unwrap_or_default(),
+            });
+        }
+        let format = match o.format.as_deref() {
+            None => None,
+            Some("gzip") => Some(Format::Gzip),
+            Some("bzip2") => Some(Format::Bzip2),
+            Some("xz") => Some(Format::Xz),
+            Some("lzma") => Some(Format::Lzma),
+            Some("zstd") => Some(Format::Zstd),
+            Some("tar") => Some(Format::Tar),
+            Some(f) => return Err(JsError::new(&format!("invalid options: format {f:?}"))),
+        };
+        let d = crate::rewrite::RewriteOptions::default();
+        let opts = crate::rewrite::RewriteOptions {
+            format,
+            level: o.level,
+            max_decoded_bytes: limit("maxDecodedBytes", o.max_decoded_bytes, d.max_decoded_bytes)?,
+            max_expansion_ratio: limit(
+                "maxExpansionRatio",
+                o.max_expansion_ratio,
+                d.max_expansion_ratio,
+            )?,
+        };
+        Ok(Rewrite {
+            core: Some(crate::rewrite::UnifiedRewrite::new(edits, opts)),
+        })
+    }
+
+    /// Feeds the next bytes of the image; returns the output bytes produced (often empty).
+    /// Throws on bad input (what is wrong and where); the output so far must then be discarded.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, JsError> {
+        let core = self
+            .core
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Rewrite was already finished"))?;
+        let mut out = Vec::new();
+        core.push(chunk, &mut out)
+            .map_err(|e| JsError::new(&e.message))?;
+        Ok(out)
+    }
+
+    /// Ends the input: `{ output, summary }`, the last output bytes and what was done (with the
+    /// new fingerprint, the SHA-256 of all the output).
+    pub fn finish(&mut self) -> Result<JsRewriteEnd, JsError> {
+        let core = self
+            .core
+            .take()
+            .ok_or_else(|| JsError::new("this Rewrite was already finished"))?;
+        let mut out = Vec::new();
+        let summary = core
+            .finish(&mut out)
+            .map_err(|e| JsError::new(&e.message))?;
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"output".into(), &js_sys::Uint8Array::from(&out[..]).into())
+            .map_err(|_| JsError::new("cannot build the result"))?;
+        js_sys::Reflect::set(&o, &"summary".into(), &to_js(&summary)?)
+            .map_err(|_| JsError::new("cannot build the result"))?;
+        Ok(o.unchecked_into())
+    }
+}

@@ -25,7 +25,9 @@
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
 import { makeImage, repairImage } from "./make-worker.js";
-import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+import init, { Inspector, Rewrite, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+// {type: "rewrite", …}: a unified image rewritten and saved as a stream (messages in rewrite.js).
+import { runRewrite } from "./rewrite.js";
 
 const ready = init().then(
   () => postMessage({
@@ -184,5 +186,7 @@ onmessage = (e) => {
         : [`Inspection failed: ${detail}`, "page.error.inspection", { error: detail }];
       postMessage({ type: "error", id: msg.id, message, key, params });
     });
+  } else if (msg.type === "rewrite") {
+    ready.then(() => runRewrite(msg, postMessage, { Rewrite, memoryBytes }));
   }
 };
