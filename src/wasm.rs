@@ -624,6 +624,39 @@ impl Repairer {
                         .map_err(|e| JsError::new(&e.to_string()))?;
                     set_key("tarball", &js_sys::Uint8Array::from(t.as_slice()).into())?;
                 }
+                if !split && !p.fixes.is_empty() {
+                    // A unified image: the `Rewrite` edits (`RewriteEdits`) and output format.
+                    let e = p.edits(now.max(0) as u64);
+                    let member = |name: &[u8], occurrence: Option<u64>, content: Option<&[u8]>, mtime: Option<u64>| {
+                        let o = js_sys::Object::new();
+                        let _ = js_sys::Reflect::set(&o, &"name".into(), &String::from_utf8_lossy(name).as_ref().into());
+                        if let Some(n) = occurrence {
+                            let _ = js_sys::Reflect::set(&o, &"occurrence".into(), &(n as f64).into());
+                        }
+                        if let Some(c) = content {
+                            let _ = js_sys::Reflect::set(&o, &"content".into(), &js_sys::Uint8Array::from(c).into());
+                        }
+                        if let Some(t) = mtime {
+                            let _ = js_sys::Reflect::set(&o, &"mtime".into(), &(t as f64).into());
+                        }
+                        JsValue::from(o)
+                    };
+                    let drop = js_sys::Array::new();
+                    for t in &e.drop {
+                        drop.push(&member(&t.name, t.occurrence, None, None));
+                    }
+                    let add = js_sys::Array::new();
+                    for a in &e.add {
+                        add.push(&member(&a.name, None, Some(&a.content), Some(a.mtime)));
+                    }
+                    let edits = js_sys::Object::new();
+                    let _ = js_sys::Reflect::set(&edits, &"drop".into(), &drop);
+                    let _ = js_sys::Reflect::set(&edits, &"add".into(), &add);
+                    set_key("edits", &edits.into())?;
+                    if p.recompress {
+                        set_key("format", &"xz".into())?;
+                    }
+                }
             }
         }
         Ok(out.into())

@@ -14,7 +14,7 @@
 //     tarball (split images): the repaired metadata tarball, already inspected again with the
 //     rootfs (`after`); error: why there is no mechanical repair.
 
-import { Inspector, MakeProbe, Repairer, rootfsIndex, shellQuote, memoryBytes } from "./pkg/lxdimg.js";
+import { Inspector, MakeProbe, Repairer, Rewrite, rootfsIndex, shellQuote, memoryBytes } from "./pkg/lxdimg.js";
 
 const PROGRESS_EVERY_MS = 100;
 
@@ -118,5 +118,30 @@ export async function repairImage({ id, files, now }, post) {
     }
     command = ["lxc", "image", "import", shellQuote(name), shellQuote(files[1].name)].join(" ");
   }
-  post({ type: "repaired", id, before: r.report, plan: r.plan ?? null, diff: r.diff ?? "", error: r.error ?? null, tarball: r.tarball ?? null, name, after, command });
+  if (r.edits && files.length === 1) {
+    // A unified image: the streaming rewrite (src/rewrite/) run once into the core's inspection,
+    // nothing kept; the page then saves the same rewrite as a stream (www/rewrite.js), whose
+    // fingerprint must equal the one checked here.
+    const s = stem(files[0].name);
+    name = `${s}.repaired${r.format === "xz" ? ".tar.xz" : files[0].name.slice(s.length)}`;
+    const rw = new Rewrite(r.edits, r.format ? { format: r.format } : undefined);
+    const insp = new Inspector({ now, names: [name, null] });
+    try {
+      await readAll(files[0], (c) => {
+        const out = rw.push(c);
+        if (out.length) insp.push(out);
+      }, step);
+      const end = rw.finish();
+      if (end.output.length) insp.push(end.output);
+      after = insp.finish();
+    } finally {
+      rw.free();
+      insp.free();
+    }
+    command = ["lxc", "image", "import", shellQuote(name)].join(" ");
+  }
+  post({
+    type: "repaired", id, before: r.report, plan: r.plan ?? null, diff: r.diff ?? "", error: r.error ?? null,
+    tarball: r.tarball ?? null, edits: r.edits ?? null, format: r.format ?? null, name, after, command,
+  });
 }

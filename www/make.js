@@ -9,6 +9,7 @@
 // Untrusted text (file names, metadata) only reaches the DOM as text nodes.
 
 import { t, applyI18n } from "./i18n.js";
+import { saveRewritten } from "./rewrite.js";
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -142,12 +143,35 @@ export function initMake(container, newWorker) {
         if (m.after) {
           const bad = problems(m.after);
           if (bad.length) kids.push(h("p", { class: "error" }, t("repair.stillBad")), h("ul", {}, ...bad.map((b) => h("li", {}, b))));
-          else
+          else if (m.tarball)
             kids.push(
               h("dl", { class: "kv" }, h("dt", {}, t("repair.fingerprint")), h("dd", {}, h("code", { id: "fix-fp", class: "long" }, m.after.fingerprint))),
               h("p", {}, download(m.tarball, m.name)),
               h("div", { class: "cmd" }, h("code", { class: "long" }, m.command)),
             );
+          else {
+            // A unified image: saved as a stream by www/rewrite.js, never held whole in memory.
+            const status = h("p", { id: "fix-saved", role: "status" });
+            const save = h("button", { type: "button", id: "fix-save" }, t("repair.save", { name: m.name }));
+            save.addEventListener("click", async () => {
+              save.disabled = true;
+              try {
+                const r = await saveRewritten(files[0], m.edits, m.name, { format: m.format ?? undefined, makeWorker: newWorker });
+                const same = r.summary.fingerprint === m.after.fingerprint;
+                status.replaceChildren(t(same ? "repair.saved" : "repair.savedDiffers", { name: m.name, fingerprint: r.summary.fingerprint }));
+              } catch (e) {
+                status.replaceChildren(h("span", { class: "error" }, t("repair.error", { error: e.message ?? String(e) })));
+              } finally {
+                save.disabled = false;
+              }
+            });
+            kids.push(
+              h("dl", { class: "kv" }, h("dt", {}, t("repair.fingerprint")), h("dd", {}, h("code", { id: "fix-fp", class: "long" }, m.after.fingerprint))),
+              h("p", {}, save),
+              status,
+              h("div", { class: "cmd" }, h("code", { class: "long" }, m.command)),
+            );
+          }
         } else {
           kids.push(h("p", { class: "hint" }, t("repair.unifiedCli")));
         }

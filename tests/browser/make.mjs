@@ -32,6 +32,9 @@ writeFileSync(path.join(tmp, "broken/metadata.yaml"), "architecture: AMD64\nprop
 writeFileSync(path.join(tmp, "broken/templates/hostname.tpl"), "{{ instance.name }}\n");
 sh("tar", ["-cJf", path.join(tmp, "broken.tar.xz"), "-C", path.join(tmp, "broken"), "metadata.yaml", "templates"]);
 
+// A unified image LXD refuses (no creation_date, architecture in capitals), .tar.gz.
+sh("bash", ["-c", `cd '${tmp}/broken' && tar -cf '${tmp}/unified.tar' metadata.yaml templates && tar -rf '${tmp}/unified.tar' -C '${tmp}' rootfs && gzip -n '${tmp}/unified.tar'`]);
+
 const page = await serve({ port: 0, mounts: { "/pkg/": path.join(repo, "pkg") } });
 const base = `http://127.0.0.1:${page.address().port}/`;
 const browser = await chromium.launch({
@@ -101,6 +104,34 @@ try {
     assert.equal(sh(cli, ["fingerprint", saved, rootfs]).trim(), fp);
     sh(cli, ["inspect", "--strict", saved, rootfs]);
     await p.screenshot({ path: path.join(shots, "make-repaired.png"), fullPage: true });
+  });
+
+  await check("repair: a refused unified image → checked rewrite, saved as a stream with the checked fingerprint", async () => {
+    // The save picker: a stub answering with a file of the origin-private file system.
+    await p.evaluate(() => {
+      window.showSaveFilePicker = async ({ suggestedName }) =>
+        (await navigator.storage.getDirectory()).getFileHandle(suggestedName, { create: true });
+    });
+    await p.setInputFiles("#fix-image", path.join(tmp, "unified.tar.gz"));
+    await p.click("#fix-go");
+    await p.waitForSelector("#fix-save", { timeout: 60_000 });
+    const fp = (await p.textContent("#fix-fp")).trim();
+    await p.click("#fix-save");
+    await p.waitForFunction(() => document.getElementById("fix-saved").textContent !== "", null, { timeout: 60_000 });
+    const saved = await p.textContent("#fix-saved");
+    assert.ok(saved.includes(fp), saved);
+    const b64 = await p.evaluate(async () => {
+      const f = await (await (await navigator.storage.getDirectory()).getFileHandle("unified.repaired.tar.gz")).getFile();
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      let s = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(s);
+    });
+    const out = path.join(tmp, "page-unified.tar.gz");
+    writeFileSync(out, Buffer.from(b64, "base64"));
+    assert.equal(sh(cli, ["fingerprint", out]).trim(), fp);
+    sh(cli, ["inspect", "--strict", out]);
+    await p.screenshot({ path: path.join(shots, "make-repaired-unified.png"), fullPage: true });
   });
 
   await check("make: in Chinese, the section's strings come from the zh-CN catalogue", async () => {

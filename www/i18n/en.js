@@ -285,6 +285,9 @@ export default {
   "make.error": "Could not make the image: {error}",
 
   // --- repair ---
+  "repair.save": "Save {name}",
+  "repair.saved": "Saved {name}: fingerprint {fingerprint}, the image checked above.",
+  "repair.savedDiffers": "Saved {name}, but its fingerprint {fingerprint} is not the checked image's: do not use it.",
   "repair.title": "Fix an image",
   "repair.lede": "Give an image LXD refuses (one file, or the metadata tarball and rootfs of a split image): lxdimg lists the mechanical fixes, shows the change to metadata.yaml, and offers the repaired metadata tarball once the core accepts the result.",
   "repair.image": "Image file(s)",

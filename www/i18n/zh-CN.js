@@ -283,6 +283,9 @@ export default {
   "make.error": "无法制作镜像：{error}",
 
   // --- repair ---
+  "repair.save": "保存 {name}",
+  "repair.saved": "已保存 {name}：指纹 {fingerprint}，即上面检查过的镜像。",
+  "repair.savedDiffers": "已保存 {name}，但其指纹 {fingerprint} 与检查过的镜像不同：请勿使用。",
   "repair.title": "修复镜像",
   "repair.lede": "提供一个被 LXD 拒绝的镜像（一个文件，或分离式镜像的元数据 tar 包和根文件系统）：lxdimg 列出可自动完成的修复，显示 metadata.yaml 的改动，并在核心接受修复结果后提供修复后的元数据 tar 包。",
   "repair.image": "镜像文件",
