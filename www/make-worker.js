@@ -81,7 +81,7 @@ export async function makeImage({ id, file, choices, now }, post) {
   const command = ["lxc", "image", "import", shellQuote(metaName), shellQuote(file.name), "--alias", shellQuote(made.alias)].join(" ");
   post({
     type: "made", id, probe: found, yaml: made.yaml, tarball: made.tarball, metaName, report, command,
-    ms: performance.now() - t0, bytes: file.size * 2, memory: memoryBytes(),
+    ms: performance.now() - t0, bytes: file.size, memory: memoryBytes(),
   });
 }
 

@@ -6,7 +6,7 @@
 // Screenshots: tests/out/screenshots/make-*.png.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -141,6 +141,23 @@ try {
     await p.evaluate(async () => (await import("./i18n.js")).setLang("en"));
     await p.waitForFunction(() => document.querySelector("#make-go").textContent === "Make the image");
   });
+
+  // MAKE_PAGE_ROOTFS=FILE…: the page's throughput and WebAssembly memory making images from
+  // larger rootfs files (printed, not asserted).
+  for (const f of (process.env.MAKE_PAGE_ROOTFS ?? "").split(/\s+/).filter(Boolean)) {
+    await check(`make on the page: ${path.basename(f)}`, async () => {
+      await p.reload();
+      await p.waitForSelector("#make-go");
+      await p.setInputFiles("#make-rootfs", f);
+      const t0 = Date.now();
+      await p.click("#make-go");
+      await p.waitForSelector("#make-fp", { timeout: 600_000 });
+      const s = (Date.now() - t0) / 1000;
+      const size = statSync(f).size;
+      console.log(`  ${path.basename(f)}: ${(size / 1e6).toFixed(0)} MB in ${s.toFixed(1)} s = ${(size / 1e6 / s).toFixed(1)} MB/s of rootfs; ${await p.textContent("#make-out .hint")}`);
+      assert.match(await p.textContent("#make-fp"), /^[0-9a-f]{64}$/);
+    });
+  }
 
   await check("no page errors", async () => assert.deepEqual(errors, []));
 } finally {
