@@ -23,10 +23,14 @@ pub mod detect;
 pub mod findings;
 mod inspector;
 pub mod limits;
+pub mod make;
+pub mod repair;
 pub mod report;
+pub mod rewrite;
 pub mod rootfs;
 pub mod simplestreams;
 pub mod tar;
+pub mod template;
 #[cfg(test)]
 mod tsgen;
 pub mod verdict;

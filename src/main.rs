@@ -15,6 +15,12 @@ mod publish;
 mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod make_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod rewrite_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -107,6 +113,21 @@ mod cli {
         /// Incus clients: `lxc remote add NAME URL --protocol simplestreams`).
         #[command(subcommand)]
         Stream(crate::stream::cli::StreamCommand),
+        /// Make a split image from a rootfs file: propose metadata.yaml from the rootfs (ELF
+        /// architecture of /bin/sh, os-release), write the metadata tarball, print the fingerprint
+        /// and the import command. The rootfs stays untouched.
+        ///
+        /// Exit status: 0 when made (the core accepts it), 1 when not, 2 on usage or I/O errors.
+        Make(crate::make_cli::MakeArgs),
+        /// Repair an image LXD refuses (or whose init or first start fails): print the fixes and
+        /// the diff of metadata.yaml, then write a repaired copy (split: a new metadata tarball;
+        /// unified: rewritten as a stream in its codec), checked by the core, with its fingerprint.
+        ///
+        /// Exit status: 0 when repaired (or nothing to repair), 1 when not, 2 on usage or I/O errors.
+        Repair(crate::make_cli::RepairArgs),
+        /// Rewrite a unified image as a stream: replace, drop or add members, same codec.
+        #[command(hide = true)]
+        Rewrite(crate::rewrite_cli::RewriteArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -144,7 +165,7 @@ mod cli {
     }
 
     /// Reads a file through `f` in [`CHUNK`]-sized reads into one buffer; `stop` ends reading early.
-    fn pump(
+    pub(crate) fn pump(
         path: &Path,
         pb: &ProgressBar,
         mut f: impl FnMut(&[u8]),
@@ -261,6 +282,9 @@ mod cli {
                 }
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
+            Command::Make(a) => crate::make_cli::run_make(a),
+            Command::Repair(a) => crate::make_cli::run_repair(a),
+            Command::Rewrite(a) => crate::rewrite_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())
