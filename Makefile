@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LXDIMG := target/release/lxdimg
 
-.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff stream-real unit hostile demo clean
+.PHONY: run test bench bench-inputs setup build wasm-check lxd-setup lxd-diff stream-real make-real rewrite-real unit hostile demo clean
 
 # System packages the tests use: squashfs-tools (mksquashfs), qemu-utils (qemu-img), compressors
 # for the benchmarks, nginx (serves `lxdimg stream` trees to the real clients), and LXD 5.0.2 (Debian 12) as the reference validator; clang and llvm
@@ -39,6 +39,17 @@ hostile:
 stream-real: build lxd-setup
 	LXDIMG=$(LXDIMG) bash tests/stream/real.sh
 
+# `lxdimg make` from a debootstrap rootfs (tar, gz, xz, zst, squashfs, docker export) and `lxdimg
+# repair` of each repairable class, imported and created by the real LXD 5.0.2 and Incus 6.0.4.
+make-real: build lxd-setup
+	$(call apt_install,debootstrap squashfs-tools xz-utils zstd)
+	LXDIMG=$(LXDIMG) bash tests/make/real.sh
+
+# The streaming rewrite of a unified image (src/rewrite/) against the real LXD 5.0.2 and Incus 6.0.4:
+# broken images refused, rewritten ones imported under lxdimg's fingerprint and created (tests/rewrite/real.sh).
+rewrite-real: build lxd-setup
+	LXDIMG=$(LXDIMG) bash tests/rewrite/real.sh
+
 # The real daemons the verdicts are checked against: LXD 5.0.2 (Debian 12) and Incus 6.0.4
 # (bookworm-backports), side by side.
 lxd-setup:
@@ -64,7 +75,7 @@ EXTRA_BENCH :=
 -include worker/worker.mk
 include mk/fuzz.mk
 
-test: setup build wasm-check unit hostile lxd-diff stream-real $(EXTRA_TESTS)
+test: setup build wasm-check unit hostile lxd-diff stream-real make-real rewrite-real $(EXTRA_TESTS)
 
 # Builds the CLI, makes a small demo image and inspects it.
 demo: build

@@ -8,6 +8,7 @@
 #   bench/data/rootfs/                  debootstrapped Debian bookworm (minbase + systemd, ssh, python3)
 #   bench/data/debian.tar               that rootfs as a unified LXD image (~304 MB)
 #   bench/data/debian.tar.{gz,xz,zst,bz2}   gzip -6 -n, xz -6 -T1 (one block), zstd -3, bzip2 -9
+#   bench/data/rootfs.tar{,.gz,.xz,.zst}  the rootfs alone (lxdimg make)
 #   bench/data/random-1g.bin            1 GiB of pseudo-random bytes (the fingerprint bench)
 #   bench/data/random-300M.tar.xz       300 MB of pseudo-random rootfs data, one xz block, 8 MiB window
 #   bench/data/big-4g.tar.zst           a 4 GiB tar stream (a sparse 4 GiB file of zeros), zstd -1
@@ -18,21 +19,13 @@ D=bench/data
 mkdir -p "$D"
 
 need() { command -v "$1" >/dev/null || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
-need debootstrap debootstrap; need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
+need zstd zstd; need xz xz-utils; need bzip2 bzip2; need openssl openssl
 
 # Deterministic tarballs: same bytes from the same tree, whoever builds them.
 TAR=(tar --sort=name --mtime=@1704067200 --owner=0 --group=0 --numeric-owner --format=gnu)
 # Pseudo-random bytes from a fixed key: `random N` writes N bytes.
 # (openssl stops on SIGPIPE when head has enough: that is the normal end, not a failure.)
 random() { { openssl enc -aes-128-ctr -nosalt -K 6c7864696d672d62656e63682d6b6579 -iv 0 -in /dev/zero 2>/dev/null || true; } | head -c "$1"; }
-# The apt mirror this machine uses (never a host name written here).
-mirror() {
-  local u
-  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  [ -n "$u" ] || u=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$u" ] || { echo "bench: no Debian mirror in the apt sources" >&2; exit 1; }
-  echo "$u"
-}
 metadata() { # DIR: metadata.yaml and templates/ of the bench images
   mkdir -p "$1/templates"
   cat > "$1/metadata.yaml" <<YAML
@@ -55,17 +48,18 @@ atomic() { # OUT CMD...: runs CMD > OUT.tmp, then renames (an interrupted run le
   "$@" > "$out.tmp" && mv "$out.tmp" "$out"
 }
 
-if [ ! -f "$D/rootfs/etc/os-release" ]; then
-  echo "bench: debootstrapping Debian bookworm into $D/rootfs (a few minutes)" >&2
-  rm -rf "$D/rootfs"
-  debootstrap --variant=minbase --include=systemd,iproute2,openssh-server,python3 bookworm "$D/rootfs" "$(mirror)" >"$D/debootstrap.log" 2>&1
-fi
+scripts/debian-rootfs.sh "$D/rootfs" --include=systemd,iproute2,openssh-server,python3
 metadata "$D/meta"
 atomic "$D/debian.tar" "${TAR[@]}" -cf - -C "$D/meta" metadata.yaml templates -C "$PWD/$D" rootfs
 atomic "$D/debian.tar.gz" gzip -6 -n -c "$D/debian.tar"
 atomic "$D/debian.tar.xz" xz -6 -T1 -c "$D/debian.tar"
 atomic "$D/debian.tar.zst" zstd -q -3 -c "$D/debian.tar"
 atomic "$D/debian.tar.bz2" bzip2 -9 -c "$D/debian.tar"
+# The rootfs alone (lxdimg make's input), as GNU tar writes it from the debootstrap directory.
+atomic "$D/rootfs.tar" "${TAR[@]}" -cf - -C "$D/rootfs" .
+atomic "$D/rootfs.tar.gz" gzip -6 -n -c "$D/rootfs.tar"
+atomic "$D/rootfs.tar.xz" xz -6 -T1 -c "$D/rootfs.tar"
+atomic "$D/rootfs.tar.zst" zstd -q -3 -c "$D/rootfs.tar"
 atomic "$D/random-1g.bin" random $((1 << 30))
 
 if [ ! -s "$D/random-300M.tar.xz" ]; then
@@ -90,7 +84,7 @@ fi
 
 if [ "${QUIET:-}" != 1 ]; then
   echo "bench inputs ($D):" >&2
-  for f in debian.tar debian.tar.gz debian.tar.xz debian.tar.zst debian.tar.bz2 random-1g.bin random-300M.tar.xz big-256m.tar.gz big-4g.tar.zst; do
+  for f in rootfs.tar rootfs.tar.gz rootfs.tar.xz rootfs.tar.zst debian.tar debian.tar.gz debian.tar.xz debian.tar.zst debian.tar.bz2 random-1g.bin random-300M.tar.xz big-256m.tar.gz big-4g.tar.zst; do
     [ -f "$D/$f" ] || continue
     sum=$(cat "$D/$f.sha256" 2>/dev/null || true)
     if [ -z "$sum" ] || [ "$D/$f" -nt "$D/$f.sha256" ]; then

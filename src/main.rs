@@ -16,6 +16,10 @@ mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod render_cli;
+mod make_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod rewrite_cli;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -89,6 +93,13 @@ mod cli {
             /// Alias to point at the image (repeatable).
             #[arg(long = "alias")]
             aliases: Vec<String>,
+            /// Parts sent at once when the image goes through an upload session (images over the
+            /// worker's per-request cap; a re-run resumes an interrupted one).
+            #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+            jobs: u16,
+            /// Send without checking the image locally with the core first.
+            #[arg(long)]
+            no_local_check: bool,
             /// Image file, or the metadata tarball of a split image.
             file: PathBuf,
             /// Rootfs file of a split image.
@@ -109,6 +120,21 @@ mod cli {
         /// Exit status: 0 when every template renders, 1 when one fails (its file, line and LXD's
         /// error are printed), 2 on usage or I/O errors.
         Render(crate::render_cli::RenderArgs),
+        /// Make a split image from a rootfs file: propose metadata.yaml from the rootfs (ELF
+        /// architecture of /bin/sh, os-release), write the metadata tarball, print the fingerprint
+        /// and the import command. The rootfs stays untouched.
+        ///
+        /// Exit status: 0 when made (the core accepts it), 1 when not, 2 on usage or I/O errors.
+        Make(crate::make_cli::MakeArgs),
+        /// Repair an image LXD refuses (or whose init or first start fails): print the fixes and
+        /// the diff of metadata.yaml, then write a repaired copy (split: a new metadata tarball;
+        /// unified: rewritten as a stream in its codec), checked by the core, with its fingerprint.
+        ///
+        /// Exit status: 0 when repaired (or nothing to repair), 1 when not, 2 on usage or I/O errors.
+        Repair(crate::make_cli::RepairArgs),
+        /// Rewrite a unified image as a stream: replace, drop or add members, same codec.
+        #[command(hide = true)]
+        Rewrite(crate::rewrite_cli::RewriteArgs),
     }
 
     /// Read size. Each `read` copies page-cache data into `buf` and the hash then reads it back, so
@@ -146,7 +172,7 @@ mod cli {
     }
 
     /// Reads a file through `f` in [`CHUNK`]-sized reads into one buffer; `stop` ends reading early.
-    fn pump(
+    pub(crate) fn pump(
         path: &Path,
         pb: &ProgressBar,
         mut f: impl FnMut(&[u8]),
@@ -212,10 +238,21 @@ mod cli {
                 server,
                 token,
                 aliases,
+                jobs,
+                no_local_check,
                 file,
                 rootfs,
             } => {
-                match crate::publish::publish(&server, &token, &file, rootfs.as_deref(), &aliases) {
+                let request = crate::publish::Request {
+                    server: &server,
+                    token: &token,
+                    file: &file,
+                    rootfs: rootfs.as_deref(),
+                    aliases: &aliases,
+                    jobs: jobs.into(),
+                    local_check: !no_local_check,
+                };
+                match crate::publish::publish(&request) {
                     Ok(p) => {
                         let what = if p.created {
                             "published"
@@ -230,6 +267,7 @@ mod cli {
                             shown(&p.format)
                         );
                         println!("{}", shown(&p.import_command));
+                        println!("{}", shown(&crate::publish::remote_command(&server)));
                         Ok(0)
                     }
                     Err(e) => match e
@@ -237,9 +275,13 @@ mod cli {
                         .and_then(|x| x.downcast_ref::<crate::publish::Rejected>())
                     {
                         Some(r) => {
-                            // The worker's report says why, in the same shape as `inspect --json`.
-                            println!("{}", json_text(&r.report));
-                            eprintln!("Error: {}", shown(&r.error));
+                            // The worker's report says why, in the same shape as `inspect --json`
+                            // (refused locally: only why; `lxdimg inspect` shows the rest).
+                            if !r.local {
+                                println!("{}", json_text(&r.report));
+                            }
+                            let why = if r.local { r.to_string() } else { r.error.clone() };
+                            eprintln!("Error: {}", shown(&why));
                             Ok(1)
                         }
                         None => Err(e),
@@ -248,6 +290,9 @@ mod cli {
             }
             Command::Stream(cmd) => crate::stream::cli::run(cmd),
             Command::Render(a) => crate::render_cli::run(a),
+            Command::Make(a) => crate::make_cli::run_make(a),
+            Command::Repair(a) => crate::make_cli::run_repair(a),
+            Command::Rewrite(a) => crate::rewrite_cli::run(a),
             Command::Fingerprint { file, rootfs } => {
                 let paths: Vec<&Path> = std::iter::once(file.as_path())
                     .chain(rootfs.as_deref())

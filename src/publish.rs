@@ -6,11 +6,21 @@
 //! `lxc image import META ROOTFS` makes. Files are streamed from disk, never read whole, with an
 //! exact `Content-Length` and a progress bar on a terminal.
 //!
+//! A worker with upload sessions (`maxRequestBytes` in `GET /api/version`, issue 10) gets an
+//! image larger than one request may be through a session instead ([`session`]): parts in
+//! parallel, retried, resumed on a re-run. Before anything is sent the image is checked locally
+//! with the same core (unless `--no-local-check`), so an image the worker would refuse is never
+//! uploaded.
+//!
 //! Native only (blocking I/O, `ureq` over rustls with the system's CA store, so a worker behind a
 //! private CA works once the CA is installed system-wide).
 
+mod plan;
+mod session;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lxdimg::detect::{detect_lxd, Detection, Format};
+use lxdimg::{Fingerprinter, Inspector, Options as CoreOptions, Severity};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -44,11 +54,21 @@ pub struct Rejected {
     pub error: String,
     /// The full Report JSON the worker sent (same shape as `lxdimg inspect --json`).
     pub report: String,
+    /// Refused by the local check: nothing was sent.
+    pub local: bool,
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the server rejected the image: {}", self.error)
+        if self.local {
+            write!(
+                f,
+                "the image is refused (checked locally; nothing was sent): {}",
+                self.error
+            )
+        } else {
+            write!(f, "the server rejected the image: {}", self.error)
+        }
     }
 }
 
@@ -115,40 +135,303 @@ fn progress_bar(total: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template(
-            "uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    pb.set_style(uploading_style());
     pb
+}
+
+fn uploading_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "uploading {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// While the worker validates a session's files at completion (seconds per 100 MB).
+fn server_checking_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} all parts sent; the server is checking the image ({elapsed})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
     v.get(k).and_then(|x| x.as_str()).unwrap_or("")
 }
 
-/// Uploads `file` (a unified image, or with `rootfs` the metadata tarball of a split image) to
-/// the worker at `server` (e.g. `https://images.example.org`) with the bearer `token`, under the
-/// given aliases.
+/// What `lxdimg publish` was asked to do.
+pub struct Request<'a> {
+    /// The worker's base URL, e.g. `https://images.example.org`.
+    pub server: &'a str,
+    pub token: &'a str,
+    /// A unified image, or with `rootfs` the metadata tarball of a split image.
+    pub file: &'a Path,
+    pub rootfs: Option<&'a Path>,
+    pub aliases: &'a [String],
+    /// Parts in flight at once (sessions).
+    pub jobs: usize,
+    /// Check the image with the core before sending anything.
+    pub local_check: bool,
+}
+
+/// Room for the multipart framing of a split upload in one request: an image within this of the
+/// worker's request cap goes through a session.
+const FRAMING: u64 = 4096;
+
+/// Uploads an image to the worker with the bearer token under the given aliases: checked locally
+/// first (unless asked not to), then in one request, or through an upload session when the worker
+/// has them and the files are over its per-request cap.
 ///
 /// Errors: I/O on the files; transport failures; HTTP errors with the worker's message
-/// (401 wrong token, 413 too large, 400 bad request, …); a rejected image as an `InvalidData`
-/// error wrapping [`Rejected`].
-pub fn publish(
-    server: &str,
-    token: &str,
-    file: &Path,
-    rootfs: Option<&Path>,
-    aliases: &[String],
-) -> io::Result<Published> {
-    let server = server.trim_end_matches('/');
+/// (401 wrong token, 413 too large, 400 bad request, …); a rejected image (by the local check or
+/// by the worker) as an `InvalidData` error wrapping [`Rejected`].
+pub fn publish(r: &Request) -> io::Result<Published> {
+    let server = r.server.trim_end_matches('/');
     if !(server.starts_with("https://") || server.starts_with("http://")) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("--server must be an http(s):// URL, not {server:?}"),
         ));
     }
+    let mut files = vec![session::UploadFile {
+        role: if r.rootfs.is_some() {
+            "metadata"
+        } else {
+            "unified"
+        },
+        path: r.file.to_path_buf(),
+        name: base_name(r.file),
+        size: open(r.file)?.1,
+    }];
+    if let Some(root) = r.rootfs {
+        files.push(session::UploadFile {
+            role: rootfs_part_name(root)?,
+            path: root.to_path_buf(),
+            name: base_name(root),
+            size: open(root)?.1,
+        });
+    }
+    let fingerprint = if r.local_check {
+        check_locally(r.file, r.rootfs)?
+    } else {
+        fingerprint_of(&files)?
+    };
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(1800))
+        .build();
+    let client = session::Client {
+        agent: agent.clone(),
+        server: server.to_string(),
+        token: r.token.to_string(),
+        retry: session::Retry::from_env(),
+    };
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    match client.limits()? {
+        Some((max_request, _)) if total + FRAMING > max_request => session::upload(
+            &client,
+            &files,
+            r.aliases,
+            Some(&fingerprint),
+            r.jobs,
+            progress_bar,
+        ),
+        _ => single(&agent, server, r.token, r.file, r.rootfs, r.aliases),
+    }
+}
+
+/// Reads the files through the core, as `lxdimg inspect` does; an image the worker's gate would
+/// refuse (not accepted by the reference target, or a decompression bomb) is a [`Rejected`] with
+/// `local` set. Returns the fingerprint.
+fn check_locally(file: &Path, rootfs: Option<&Path>) -> io::Result<String> {
+    let paths: Vec<&Path> = std::iter::once(file).chain(rootfs).collect();
+    let total = paths
+        .iter()
+        .map(|p| open(p).map(|x| x.1))
+        .sum::<io::Result<u64>>()?;
+    let bar = checking_bar(total);
+    let mut insp = Inspector::new(CoreOptions {
+        now: Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        ),
+        names: [Some(base_name(file)), rootfs.map(base_name)],
+        ..CoreOptions::default()
+    });
+    for (i, p) in paths.iter().enumerate() {
+        if i == 1 {
+            insp.start_rootfs()
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        }
+        read_all(p, |b| {
+            insp.push(b);
+            bar.inc(b.len() as u64);
+        })?;
+    }
+    bar.finish_and_clear();
+    let report = insp.finish();
+    let v = &report.verdicts[crate_target()];
+    let bomb = report
+        .findings
+        .iter()
+        .find(|f| f.code.as_str() == "decompression-bomb" && f.severity == Severity::Error);
+    let error = match (v.accepted, bomb) {
+        (Some(true), None) => None,
+        (Some(true), Some(b)) => Some(format!("decompression-bomb: {}", b.message)),
+        (Some(false), _) => Some(v.error.clone().unwrap_or_else(|| "rejected".into())),
+        (None, _) => Some(format!(
+            "lxdimg cannot judge: {}",
+            v.reason.as_deref().unwrap_or("unknown")
+        )),
+    };
+    if let Some(error) = error {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            Rejected {
+                error,
+                report: serde_json::to_string_pretty(&report).unwrap_or_default(),
+                local: true,
+            },
+        ));
+    }
+    report
+        .fingerprint
+        .ok_or_else(|| io::Error::other("the core gave no fingerprint"))
+}
+
+/// LXD's fingerprint only (`--no-local-check`): the session is created with it, so a re-run finds
+/// the open session again.
+fn fingerprint_of(files: &[session::UploadFile]) -> io::Result<String> {
+    let total = files.iter().map(|f| f.size).sum();
+    let bar = checking_bar(total);
+    let mut fp = Fingerprinter::new();
+    for f in files {
+        read_all(&f.path, |b| {
+            fp.push(b);
+            bar.inc(b.len() as u64);
+        })?;
+    }
+    bar.finish_and_clear();
+    Ok(fp.finish())
+}
+
+fn read_all(path: &Path, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    let (mut file, _) = open(path)?;
+    let mut buf = vec![0u8; 128 << 10];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => f(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+fn checking_bar(total: u64) -> ProgressBar {
+    let pb = progress_bar(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "checking  {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// The worker's answer for a stored image (`POST /api/images`, a completed session, or the
+/// `image` of an `exists` answer).
+fn published_from(v: &serde_json::Value, status: u16, aliases: &[String]) -> Published {
+    Published {
+        created: v
+            .get("created")
+            .and_then(|c| c.as_bool())
+            .unwrap_or(status == 201),
+        fingerprint: field(v, "fingerprint").into(),
+        architecture: field(v, "architecture").into(),
+        image_type: field(v, "type").into(),
+        format: field(v, "format").into(),
+        aliases: aliases.to_vec(),
+        url: field(v, "url").into(),
+        import_command: field(v, "import").into(),
+    }
+}
+
+/// The worker's 422 answer (a Report) as a [`Rejected`] error.
+fn rejected_from(text: String) -> io::Error {
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    // The worker gates on its VERDICT_TARGET (the header says how it ended); the Report's
+    // verdict of the reference target gives the words.
+    let report = v.get("report").cloned().unwrap_or(v);
+    let verdict = report.pointer(&format!("/verdicts/{}", crate_target()));
+    let error = match verdict
+        .and_then(|x| x.get("error"))
+        .and_then(|e| e.as_str())
+    {
+        Some(e) => e.to_string(),
+        None => match verdict
+            .and_then(|x| x.get("reason"))
+            .and_then(|e| e.as_str())
+        {
+            Some(why) => format!("lxdimg cannot judge: {why}"),
+            None => report
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("rejected")
+                .to_string(),
+        },
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        Rejected {
+            error,
+            report: text,
+            local: false,
+        },
+    )
+}
+
+/// The `lxc remote add` command for the worker as a simplestreams remote (the worker's
+/// `remoteName`: the host name with anything but letters, digits and `-` made a `-`).
+pub fn remote_command(server: &str) -> String {
+    let server = server.trim_end_matches('/');
+    let host = server
+        .split_once("://")
+        .map(|x| x.1)
+        .unwrap_or(server)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.rsplit_once(':').map(|x| x.0).unwrap_or(host)
+    };
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-');
+    let name = if name.is_empty() { "lxdimg" } else { name };
+    format!("lxc remote add {name} {server} --protocol simplestreams --public")
+}
+
+/// One request: the raw file, or `multipart/form-data` for a split image.
+fn single(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    file: &Path,
+    rootfs: Option<&Path>,
+    aliases: &[String],
+) -> io::Result<Published> {
     let mut url = format!("{server}/api/images?");
     for a in aliases {
         url.push_str(&format!("alias={}&", query_escape(a)));
@@ -188,10 +471,6 @@ pub fn publish(
     };
 
     let bar = progress_bar(length);
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(30))
-        .timeout_read(Duration::from_secs(600))
-        .build();
     let result = agent
         .post(&url)
         .set("Authorization", &format!("Bearer {token}"))
@@ -216,46 +495,9 @@ pub fn publish(
                     format!("unexpected answer from {server}: {e}"),
                 )
             })?;
-            Ok(Published {
-                created: v
-                    .get("created")
-                    .and_then(|c| c.as_bool())
-                    .unwrap_or(status == 201),
-                fingerprint: field(&v, "fingerprint").into(),
-                architecture: field(&v, "architecture").into(),
-                image_type: field(&v, "type").into(),
-                format: field(&v, "format").into(),
-                aliases: aliases.to_vec(),
-                url: field(&v, "url").into(),
-                import_command: field(&v, "import").into(),
-            })
+            Ok(published_from(&v, status, aliases))
         }
-        422 => {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            // The worker gates on its VERDICT_TARGET (the header says how it ended); the Report's
-            // verdict of the reference target gives the words.
-            let verdict = v.pointer(&format!("/verdicts/{}", crate_target()));
-            let error = match verdict
-                .and_then(|x| x.get("error"))
-                .and_then(|e| e.as_str())
-            {
-                Some(e) => e.to_string(),
-                None => match verdict
-                    .and_then(|x| x.get("reason"))
-                    .and_then(|e| e.as_str())
-                {
-                    Some(why) => format!("lxdimg cannot judge: {why}"),
-                    None => "rejected".to_string(),
-                },
-            };
-            Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                Rejected {
-                    error,
-                    report: text,
-                },
-            ))
-        }
+        422 => Err(rejected_from(text)),
         code => Err(io::Error::other(format!(
             "{server}: HTTP {code}: {}",
             text.trim()
@@ -265,4 +507,25 @@ pub fn publish(
 
 fn crate_target() -> &'static str {
     lxdimg::verdict::REFERENCE.key
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remote_command_names_the_remote_as_the_worker_does() {
+        let c = super::remote_command;
+        assert_eq!(c("https://images.example.org/"), "lxc remote add images-example-org https://images.example.org --protocol simplestreams --public");
+        assert_eq!(
+            c("https://localhost:8443"),
+            "lxc remote add localhost https://localhost:8443 --protocol simplestreams --public"
+        );
+        assert_eq!(
+            c("http://127.0.0.1:1234"),
+            "lxc remote add 127-0-0-1 http://127.0.0.1:1234 --protocol simplestreams --public"
+        );
+        assert_eq!(
+            c("https://[::1]:8443"),
+            "lxc remote add 1 https://[::1]:8443 --protocol simplestreams --public"
+        );
+    }
 }

@@ -427,6 +427,443 @@ pub fn simplestreams_index(products_json: &str, updated: &str) -> Result<String,
     Ok(serde_json::to_string_pretty(&index)? + "\n")
 }
 
+// --- make and repair (issue 12) -----------------------------------------------------------------
+
+/// `lxdimg make` in the browser: push the rootfs file once, `finish()` (what it read), then
+/// `metadata(choices, now)` (the proposed `metadata.yaml` and the metadata tarball's bytes).
+#[wasm_bindgen]
+pub struct MakeProbe {
+    core: Option<crate::make::RootfsProbe>,
+    probe: Option<crate::make::Probe>,
+}
+
+/// What the user chose (every field optional): `architecture`, `os`, `release`, `variant`,
+/// `description`, `templateSet` (`none`, `basic`, `cloud-init`).
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsChoices {
+    architecture: Option<String>,
+    os: Option<String>,
+    release: Option<String>,
+    variant: Option<String>,
+    description: Option<String>,
+    template_set: Option<String>,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+#[wasm_bindgen]
+impl MakeProbe {
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> MakeProbe {
+        install_panic_hook();
+        MakeProbe {
+            core: Some(crate::make::RootfsProbe::new(
+                crate::decode::ExpansionLimits {
+                    max_decoded: 64 << 30,
+                    max_ratio: crate::limits::DEFAULT_MAX_EXPANSION_RATIO,
+                },
+            )),
+            probe: None,
+        }
+    }
+
+    /// The next bytes of the rootfs file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.core
+            .as_mut()
+            .ok_or_else(|| JsError::new("this MakeProbe was already finished"))?
+            .push(chunk);
+        Ok(())
+    }
+
+    /// Whether the proposal is known (`/bin/sh`'s architecture and os-release found): reading the
+    /// rootfs can stop here.
+    #[wasm_bindgen(getter)]
+    pub fn settled(&self) -> bool {
+        self.core.as_ref().is_some_and(|c| c.settled())
+    }
+
+    /// Ends the rootfs: `{format, size, entries, architecture: {name, path, file} | null,
+    /// os_release, os_release_file, error}`.
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
+        let p = self
+            .core
+            .take()
+            .ok_or_else(|| JsError::new("this MakeProbe was already finished"))?
+            .finish();
+        let v = to_js(&p);
+        self.probe = Some(p);
+        v
+    }
+
+    /// The proposal: `{metadata, yaml, tarball: Uint8Array, alias}`; an error says which choice
+    /// is missing. `now`: the caller's clock (Unix seconds).
+    pub fn metadata(&self, choices: JsValue, now: f64) -> Result<JsValue, JsError> {
+        let c: JsChoices = if choices.is_undefined() || choices.is_null() {
+            JsChoices::default()
+        } else {
+            serde_wasm_bindgen::from_value(choices).map_err(|e| JsError::new(&e.to_string()))?
+        };
+        let set = match c.template_set.as_deref() {
+            None => crate::template::sets::TemplateSet::Basic,
+            Some(n) => crate::template::sets::TemplateSet::from_name(n)
+                .ok_or_else(|| JsError::new(&format!("unknown template set {n:?}")))?,
+        };
+        let choices = crate::make::Choices {
+            architecture: nonempty(c.architecture),
+            os: nonempty(c.os),
+            release: nonempty(c.release),
+            variant: nonempty(c.variant),
+            description: nonempty(c.description),
+            template_set: Some(set),
+        };
+        let now = now as i64;
+        let m = crate::make::propose(self.probe.as_ref(), &choices, now)
+            .map_err(|e| JsError::new(&e))?;
+        let yaml = crate::make::metadata_yaml(&m);
+        let tarball = crate::make::metadata_tarball(&yaml, &crate::make::template_files(set), now)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let props = m.properties.clone().unwrap_or_default();
+        let alias = format!("{}/{}", props["os"], props["release"])
+            .to_lowercase()
+            .replace(' ', "-");
+        let out = js_sys::Object::new();
+        let set_key = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
+        set_key("metadata", &to_js(&m)?).map_err(|_| JsError::new("set"))?;
+        set_key("yaml", &yaml.into()).map_err(|_| JsError::new("set"))?;
+        set_key("alias", &alias.into()).map_err(|_| JsError::new("set"))?;
+        set_key(
+            "tarball",
+            &js_sys::Uint8Array::from(tarball.as_slice()).into(),
+        )
+        .map_err(|_| JsError::new("set"))?;
+        Ok(out.into())
+    }
+}
+
+/// `lxdimg repair` in the browser: push the image as to an `Inspector` (`startRootfs()` between
+/// the two files of a split image), then `finish(now)`: `{report, plan, diff, tarball?}` — the
+/// plan's fixes (each with its finding code), the diff of `metadata.yaml`, and for a split image
+/// the repaired metadata tarball (inspect it again with the rootfs before offering it).
+#[wasm_bindgen]
+pub struct Repairer {
+    inspector: Option<crate::Inspector>,
+    reader: Option<crate::repair::MetaReader>,
+    parts: Option<crate::repair::MetaParts>,
+}
+
+#[wasm_bindgen]
+impl Repairer {
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: Option<JsInspectorOptions>) -> Result<Repairer, JsError> {
+        install_panic_hook();
+        let opts = self::options(options)?;
+        let limits = crate::decode::ExpansionLimits {
+            max_decoded: opts.max_decoded_bytes,
+            max_ratio: opts.max_expansion_ratio,
+        };
+        Ok(Repairer {
+            inspector: Some(crate::Inspector::new(opts)),
+            reader: Some(crate::repair::MetaReader::new(limits)),
+            parts: None,
+        })
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.inspector
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .push(chunk);
+        if let Some(r) = self.reader.as_mut() {
+            r.push(chunk);
+        }
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = startRootfs)]
+    pub fn start_rootfs(&mut self) -> Result<(), JsError> {
+        self.inspector
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .start_rootfs()
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        self.parts = self.reader.take().map(|r| r.finish());
+        Ok(())
+    }
+
+    pub fn finish(&mut self, now: f64) -> Result<JsValue, JsError> {
+        let report = self
+            .inspector
+            .take()
+            .ok_or_else(|| JsError::new("this Repairer was already finished"))?
+            .finish();
+        let split = self.parts.is_some();
+        let parts = match self.parts.take() {
+            Some(p) => p,
+            None => self.reader.take().map(|r| r.finish()).unwrap_or_default(),
+        };
+        let now = now as i64;
+        let out = js_sys::Object::new();
+        let set_key = |k: &str, v: &JsValue| {
+            js_sys::Reflect::set(&out, &k.into(), v)
+                .map(|_| ())
+                .map_err(|_| JsError::new("set"))
+        };
+        set_key("report", &to_js(&report)?)?;
+        match crate::repair::plan(&parts, &report, now, None) {
+            Err(e) => set_key("error", &e.into())?,
+            Ok(p) => {
+                set_key("plan", &to_js(&p)?)?;
+                set_key("diff", &p.diff().into())?;
+                if split && !p.fixes.is_empty() {
+                    let t = crate::make::metadata_tarball(&p.new_yaml, &p.templates, now)
+                        .map_err(|e| JsError::new(&e.to_string()))?;
+                    set_key("tarball", &js_sys::Uint8Array::from(t.as_slice()).into())?;
+                }
+                if !split && !p.fixes.is_empty() {
+                    // A unified image: the `Rewrite` edits (`RewriteEdits`) and output format.
+                    let e = p.edits(now.max(0) as u64);
+                    let member = |name: &[u8], occurrence: Option<u64>, content: Option<&[u8]>, mtime: Option<u64>| {
+                        let o = js_sys::Object::new();
+                        let _ = js_sys::Reflect::set(&o, &"name".into(), &String::from_utf8_lossy(name).as_ref().into());
+                        if let Some(n) = occurrence {
+                            let _ = js_sys::Reflect::set(&o, &"occurrence".into(), &(n as f64).into());
+                        }
+                        if let Some(c) = content {
+                            let _ = js_sys::Reflect::set(&o, &"content".into(), &js_sys::Uint8Array::from(c).into());
+                        }
+                        if let Some(t) = mtime {
+                            let _ = js_sys::Reflect::set(&o, &"mtime".into(), &(t as f64).into());
+                        }
+                        JsValue::from(o)
+                    };
+                    let drop = js_sys::Array::new();
+                    for t in &e.drop {
+                        drop.push(&member(&t.name, t.occurrence, None, None));
+                    }
+                    let add = js_sys::Array::new();
+                    for a in &e.add {
+                        add.push(&member(&a.name, None, Some(&a.content), Some(a.mtime)));
+                    }
+                    let edits = js_sys::Object::new();
+                    let _ = js_sys::Reflect::set(&edits, &"drop".into(), &drop);
+                    let _ = js_sys::Reflect::set(&edits, &"add".into(), &add);
+                    set_key("edits", &edits.into())?;
+                    if p.recompress {
+                        set_key("format", &"xz".into())?;
+                    }
+                }
+            }
+        }
+        Ok(out.into())
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_REWRITE: &'static str = r#"
+/** A member's content: UTF-8 text or bytes. */
+export type RewriteContent = string | Uint8Array | number[];
+/** What `new Rewrite(edits, options)` changes in a unified image (see `lxdimg::rewrite::Edits`). */
+export interface RewriteEdits {
+  /** New content for regular-file members (`name` as the archive spells it; `occurrence`: only the n-th with that name, from 0). */
+  replace?: { name: string; occurrence?: number | null; content: RewriteContent }[];
+  /** Members left out. */
+  drop?: { name: string; occurrence?: number | null }[];
+  /** Members written first, in order (regular files, mode 0644 unless given, owned by root). */
+  add?: { name: string; content?: RewriteContent; mode?: number; mtime?: number; directory?: boolean }[];
+}
+export interface RewriteOptions {
+  /** Output codec; left out: the input's. */
+  format?: "gzip" | "bzip2" | "xz" | "lzma" | "zstd" | "tar" | null;
+  /** Compression level; left out: the tool's default (or what the input's header shows). */
+  level?: number | null;
+  maxDecodedBytes?: number | null;
+  maxExpansionRatio?: number | null;
+}
+/** What `Rewrite.finish()` says (`summary`), beside the last `output` bytes. */
+export interface RewriteSummary {
+  fingerprint: string; format: string; level: number; bytes_in: number; bytes_out: number;
+  tar_bytes_in: number; tar_bytes_out: number; members: number; replaced: number; dropped: number;
+  added: number; trailing_dropped: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "RewriteEdits")]
+    pub type JsRewriteEdits;
+    #[wasm_bindgen(typescript_type = "RewriteOptions")]
+    pub type JsRewriteOptions;
+    #[wasm_bindgen(typescript_type = "{ output: Uint8Array; summary: RewriteSummary }")]
+    pub type JsRewriteEnd;
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsContent {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl JsContent {
+    fn bytes(self) -> Vec<u8> {
+        match self {
+            JsContent::Text(s) => s.into_bytes(),
+            JsContent::Bytes(b) => b,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsTarget {
+    name: String,
+    occurrence: Option<f64>,
+    content: Option<JsContent>,
+    mode: Option<u32>,
+    mtime: Option<f64>,
+    directory: Option<bool>,
+}
+
+impl JsTarget {
+    fn target(&self) -> crate::rewrite::Target {
+        crate::rewrite::Target {
+            name: self.name.as_bytes().to_vec(),
+            occurrence: self.occurrence.map(|n| n as u64),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct JsEdits {
+    #[serde(default)]
+    replace: Vec<JsTarget>,
+    #[serde(default)]
+    drop: Vec<JsTarget>,
+    #[serde(default)]
+    add: Vec<JsTarget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsRewriteOpts {
+    format: Option<String>,
+    level: Option<u32>,
+    max_decoded_bytes: Option<f64>,
+    max_expansion_ratio: Option<f64>,
+}
+
+fn from_js<T: for<'de> Deserialize<'de> + Default>(v: JsValue, what: &str) -> Result<T, JsError> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| JsError::new(&format!("invalid {what}: {e}")))
+}
+
+/// Rewrites a unified image as a stream (`lxdimg::rewrite`): push the image's bytes in chunks of
+/// any size, write out each returned chunk in order; `finish()` gives the last bytes and the new
+/// fingerprint. Memory stays bounded (codec windows and one chunk), whatever the image's size.
+#[wasm_bindgen]
+pub struct Rewrite {
+    core: Option<crate::rewrite::UnifiedRewrite>,
+}
+
+#[wasm_bindgen]
+impl Rewrite {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        edits: Option<JsRewriteEdits>,
+        options: Option<JsRewriteOptions>,
+    ) -> Result<Rewrite, JsError> {
+        install_panic_hook();
+        let e: JsEdits = from_js(edits.map_or(JsValue::UNDEFINED, JsValue::from), "edits")?;
+        let o: JsRewriteOpts =
+            from_js(options.map_or(JsValue::UNDEFINED, JsValue::from), "options")?;
+        let mut edits = crate::rewrite::Edits::default();
+        for r in e.replace {
+            let t = r.target();
+            let content = r
+                .content
+                .ok_or_else(|| JsError::new(&format!("replace {:?}: no content", r.name)))?;
+            edits.replace.push((t, content.bytes()));
+        }
+        edits.drop = e.drop.iter().map(JsTarget::target).collect();
+        for a in e.add {
+            let directory = a.directory.unwrap_or(false);
+            edits.add.push(crate::rewrite::NewEntry {
+                name: a.name.into_bytes(),
+                kind: if directory {
+                    crate::rewrite::NewKind::Directory
+                } else {
+                    crate::rewrite::NewKind::File
+                },
+                mode: a.mode.unwrap_or(if directory { 0o755 } else { 0o644 }),
+                mtime: a.mtime.map_or(0, |t| t.max(0.0) as u64),
+                content: a.content.map(JsContent::bytes).unwrap_or_default(),
+            });
+        }
+        let format = match o.format.as_deref() {
+            None => None,
+            Some("gzip") => Some(Format::Gzip),
+            Some("bzip2") => Some(Format::Bzip2),
+            Some("xz") => Some(Format::Xz),
+            Some("lzma") => Some(Format::Lzma),
+            Some("zstd") => Some(Format::Zstd),
+            Some("tar") => Some(Format::Tar),
+            Some(f) => return Err(JsError::new(&format!("invalid options: format {f:?}"))),
+        };
+        let d = crate::rewrite::RewriteOptions::default();
+        let opts = crate::rewrite::RewriteOptions {
+            format,
+            level: o.level,
+            max_decoded_bytes: limit("maxDecodedBytes", o.max_decoded_bytes, d.max_decoded_bytes)?,
+            max_expansion_ratio: limit(
+                "maxExpansionRatio",
+                o.max_expansion_ratio,
+                d.max_expansion_ratio,
+            )?,
+        };
+        Ok(Rewrite {
+            core: Some(crate::rewrite::UnifiedRewrite::new(edits, opts)),
+        })
+    }
+
+    /// Feeds the next bytes of the image; returns the output bytes produced (often empty).
+    /// Throws on bad input (what is wrong and where); the output so far must then be discarded.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<u8>, JsError> {
+        let core = self
+            .core
+            .as_mut()
+            .ok_or_else(|| JsError::new("this Rewrite was already finished"))?;
+        let mut out = Vec::new();
+        core.push(chunk, &mut out)
+            .map_err(|e| JsError::new(&e.message))?;
+        Ok(out)
+    }
+
+    /// Ends the input: `{ output, summary }`, the last output bytes and what was done (with the
+    /// new fingerprint, the SHA-256 of all the output).
+    pub fn finish(&mut self) -> Result<JsRewriteEnd, JsError> {
+        let core = self
+            .core
+            .take()
+            .ok_or_else(|| JsError::new("this Rewrite was already finished"))?;
+        let mut out = Vec::new();
+        let summary = core
+            .finish(&mut out)
+            .map_err(|e| JsError::new(&e.message))?;
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"output".into(), &js_sys::Uint8Array::from(&out[..]).into())
+            .map_err(|_| JsError::new("cannot build the result"))?;
+        js_sys::Reflect::set(&o, &"summary".into(), &to_js(&summary)?)
+            .map_err(|_| JsError::new("cannot build the result"))?;
+        Ok(o.unchecked_into())
+    }
+}
+
 #[wasm_bindgen(typescript_custom_section)]
 const TS_RENDER: &'static str = r#"
 /** The instance a template is rendered for (`renderTemplate`); every field may be left out. */

@@ -10,6 +10,8 @@
 import { t, tNodes } from "./i18n.js";
 import { lxdErrorKey } from "./lxd-errors.js";
 import { templatePreview } from "./render.js";
+import { showPublish } from "./publish.js";
+import { initMake } from "./make.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,20 +29,8 @@ function referenceName() {
   return t ? t.label.replace(/\s*\(.*\)$/, "") : reference;
 }
 
-/**
- * Trusted Types (`require-trusted-types-for 'script'; trusted-types lxdimg`): `new Worker` and
- * `serviceWorker.register` take a TrustedScriptURL, and this policy makes one only for the page's
- * own worker.js and sw.js.
- */
-const OWN_SCRIPTS = new Set(["./worker.js", "./sw.js"].map((u) => new URL(u, import.meta.url).href));
-const scriptPolicy = globalThis.trustedTypes?.createPolicy("lxdimg", {
-  createScriptURL(u) {
-    const href = new URL(u, import.meta.url).href;
-    if (!OWN_SCRIPTS.has(href)) throw new TypeError(`not one of the page's scripts: ${href}`);
-    return href;
-  },
-});
-const scriptURL = (u) => (scriptPolicy ? scriptPolicy.createScriptURL(u) : new URL(u, import.meta.url).href);
+// The Trusted Types policy for the page's own worker.js and sw.js (www/trusted.js).
+import { scriptURL } from "./trusted.js";
 
 /**
  * The control characters (C0, DEL, C1, bidi formatting) as a global RegExp: the core's set
@@ -199,7 +189,7 @@ function inspect(sources) {
   $("bar").removeAttribute("max");
   $("progress-text").textContent = t("page.progress.starting");
   $("progress-name").replaceChildren(...joined(sources.map((s) => shown(s.kind === "file" ? s.file.name : s.url)), " + "));
-  job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0 };
+  job = { id: nextId++, t0: performance.now(), done: 0, total: null, speed: 0, lastT: performance.now(), lastDone: 0, sources };
   document.body.dataset.state = "reading";
   window.lxdimg.longTasks = [];
   worker.postMessage({ type: "inspect", id: job.id, sources, now: Math.floor(Date.now() / 1000) });
@@ -341,6 +331,7 @@ let lastRender = null; // [report, command, done message]: re-rendered on a lang
 
 function finished(m) {
   const command = job.command;
+  showPublish($("publish"), m.report, job.sources, reference);
   job = null;
   lastReport = m.report;
   window.lxdimg.lastReport = m.report;
@@ -607,6 +598,7 @@ function setup() {
     inspect(urls.map((u) => ({ kind: "url", url: new URL(u, location.href).href })));
   });
   $("cancel").addEventListener("click", () => cancel(true));
+  initMake($("make"), () => new Worker(scriptURL("./worker.js"), { type: "module" }));
   document.addEventListener("langchange", relabel);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && job) cancel(true);

@@ -24,7 +24,10 @@
 //                                                   language; params from the core stay as they are
 // Cancel: the page terminates this worker (the only sure way to stop busy wasm) and starts another.
 
-import init, { Inspector, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+import { makeImage, repairImage } from "./make-worker.js";
+import init, { Inspector, Rewrite, rootfsIndex, version, memoryBytes, targets, referenceTarget, firstStartCodes, controlCharacters, shellQuote } from "./pkg/lxdimg.js";
+// {type: "rewrite", …}: a unified image rewritten and saved as a stream (messages in rewrite.js).
+import { runRewrite } from "./rewrite.js";
 
 const ready = init().then(
   () => postMessage({
@@ -165,6 +168,16 @@ async function inspect({ id, sources, now }) {
 
 onmessage = (e) => {
   const msg = e.data;
+  if (msg.type === "make" || msg.type === "repair") {
+    // "Make an image" and "Fix it" (make-worker.js).
+    ready
+      .then(() => (msg.type === "make" ? makeImage : repairImage)(msg, postMessage))
+      .catch((err) => {
+        const detail = err && err.message ? err.message : String(err);
+        postMessage({ type: "error", id: msg.id, message: detail, key: `${msg.type}.error`, params: { error: detail } });
+      });
+    return;
+  }
   if (msg.type === "inspect") {
     inspect(msg).catch((err) => {
       const detail = err && err.message ? err.message : String(err);
@@ -173,5 +186,7 @@ onmessage = (e) => {
         : [`Inspection failed: ${detail}`, "page.error.inspection", { error: detail }];
       postMessage({ type: "error", id: msg.id, message, key, params });
     });
+  } else if (msg.type === "rewrite") {
+    ready.then(() => runRewrite(msg, postMessage, { Rewrite, memoryBytes }));
   }
 };

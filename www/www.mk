@@ -3,7 +3,7 @@
 #   make wasm-pkg    pkg/ = wasm-pack build --target web (what www/ and worker/ import)
 #   make run-www     builds pkg/ and serves the page on http://127.0.0.1:8080/
 #   make test-www    wasm-bindgen tests in headless Chromium and Firefox + the Playwright e2e test
-#                    + the page under attack (test-attack)
+#                    + the page under attack (test-attack) + publishing from the page (test-publish-page)
 #   make bench-www   the browser benchmark (SHA-256 vs hash-wasm vs WebCrypto, inspection vs CLI)
 #
 # Every tool is installed on first use (Debian packages, cargo, npm); later runs skip that quickly.
@@ -14,7 +14,7 @@ WWW_APT := chromium chromium-driver firefox-esr
 WWW_PORT ?= 8080
 BROWSER_TESTS := tests/browser
 
-.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack bench-www
+.PHONY: wasm-test-runner www-setup www-browsers www-npm run-www test-www test-wasm test-wasm-chrome test-wasm-firefox test-e2e test-attack test-rewrite-page bench-www
 
 EXTRA_TESTS += test-www
 EXTRA_BENCH += bench-www
@@ -70,7 +70,19 @@ test-e2e: setup www-setup wasm-pkg build
 test-attack: www-setup wasm-pkg worker-deps
 	node $(BROWSER_TESTS)/attack.mjs
 
-test-www: test-wasm test-e2e test-attack
+# The page rewrites a unified image and saves it as a stream (www/rewrite.js): both sinks, the
+# saved file's SHA-256 against the core and the CLI, a truncated image, a ~200 MB image's memory.
+test-rewrite-page: setup www-setup wasm-pkg build
+	node $(BROWSER_TESTS)/rewrite.mjs
+
+test-www: test-wasm test-e2e test-attack test-rewrite-page
+
+test-www: test-make-www
+
+# "Make an image" and "Fix it" on the page (Playwright): downloads checked against the CLI.
+.PHONY: test-make-www
+test-make-www: setup www-setup wasm-pkg build
+	node $(BROWSER_TESTS)/make.mjs
 
 bench-www: setup www-setup wasm-pkg build bench-inputs
 	node $(BROWSER_TESTS)/bench.mjs
@@ -103,3 +115,10 @@ test-www: test-render-browser
 
 test-render-browser: www-setup wasm-pkg build
 	LXDIMG=$(LXDIMG) node $(BROWSER_TESTS)/render.mjs
+# ---- publishing from the page ------------------------------------------------------------------
+# "Publish to this server" (www/publish.js) against the worker under wrangler dev with a 6 MB request
+# cap: drop, publish, reload mid-upload, resume, the commands, the stored bytes.
+.PHONY: test-publish-page
+test-www: test-publish-page
+test-publish-page: www-setup wasm-pkg worker-deps
+	node $(BROWSER_TESTS)/publish.mjs

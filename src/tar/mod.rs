@@ -260,6 +260,27 @@ impl TarWalker {
         self.offset
     }
 
+    /// Bytes that can be pushed next without the walk changing state more than once (the rest of
+    /// a header block, of an entry's data, or of its padding). The rewriter
+    /// ([`crate::rewrite`]) pushes this many at a time to know where each member's blocks end.
+    pub fn step_len(&self) -> usize {
+        let part = |left: u64, pad: u64| {
+            usize::try_from(if left > 0 { left } else { pad }).unwrap_or(usize::MAX)
+        };
+        match &self.state {
+            State::Header | State::SparseBlocks => 512 - self.fill,
+            State::Data { left, pad, .. } => part(*left, *pad),
+            State::Special { left, pad, .. } => part(*left, *pad),
+            State::Done => usize::MAX,
+        }
+    }
+
+    /// Whether the walk is at a block boundary, expecting a header (between members, or between
+    /// a member's GNU/PAX extension headers).
+    pub fn at_header(&self) -> bool {
+        matches!(self.state, State::Header) && self.fill == 0
+    }
+
     /// Whether the walk has stopped (end marker or error); further bytes are only counted.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done)

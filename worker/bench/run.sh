@@ -2,7 +2,11 @@
 # Worker benchmarks, printed side by side (make bench-worker):
 #   1. upload validation throughput: the wasm core in Node vs the worker in workerd on the same
 #      file (POST /api/inspect: validate only; POST /api/images: validate + store in local R2);
-#   2. URL-import answers under 64 concurrent connections (wrk, loopback): the worker (D1 alias
+#   2. upload sessions (bench/sessions.mjs): the same file through one request and through an
+#      upload session in 64 MiB parts (throughput ratio, target >= 0.8), and the workerd CPU time,
+#      CPU ms per MB and peak memory of `complete` (assemble + validate) for a 300 MB .tar.xz and a
+#      ~1 GB split image;
+#   3. URL-import answers under 64 concurrent connections (wrk, loopback): the worker (D1 alias
 #      lookup + negotiation) vs nginx serving the same two headers statically (the "poor man's
 #      image server"); requests/s, p99 latency, CPU time per answer (server processes only).
 # Results also go to worker/bench/out/results.txt.
@@ -19,6 +23,7 @@ HZ=$(getconf CLK_TCK)
 # The upload file is the benches' shared input (bench/make-inputs.sh); the small image for the
 # URL-import answers comes from the worker tests' generator.
 QUIET=1 bash "$ROOT/bench/make-inputs.sh"
+bash "$W/bench/make-session-inputs.sh"
 BIG=$ROOT/bench/data/big-256m.tar.gz
 IMG=$(bash "$W/test/make-images.sh" "$W/test/out/images")
 SMALL=$IMG/unified-amd64.tar.xz
@@ -55,7 +60,35 @@ post_best() { # PATH -> best MB/s of 3 (sent from memory by a Node client: curl 
 INSPECT_MBS=$(post_best /api/inspect)
 UPLOAD_MBS=$(post_best "/api/images?alias=big")
 
-# --- 2. URL-import answers ---------------------------------------------------------------------
+# --- 2. upload sessions ------------------------------------------------------------------------
+echo "bench: upload sessions (single request vs parts; validation CPU)"
+D=$ROOT/bench/data
+node "$W/bench/sessions.mjs" --throughput "$D/random-300M.tar.xz" \
+  --validate "300 MB unified .tar.xz" "$D/random-300M.tar.xz" \
+  --validate "1 GB split, squashfs rootfs" "$D/split-1g-meta.tar.xz" "$D/split-1g-rootfs.squashfs" > "$OUT/sessions.jsonl"
+SESSIONS=$(python3 - "$OUT/sessions.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+out = []
+for r in rows:
+    if r["kind"] == "throughput":
+        out += [f"Upload throughput, {r['file']} ({r['bytes']/1e6:.0f} MB), best of 3, workerd's own socket:",
+                f"  {'one request, POST /api/images':40s} {r['single_mb_s']:8.1f} MB/s",
+                f"  {'session, 64 MiB parts, %d at a time' % r['jobs']:40s} {r['session_mb_s']:8.1f} MB/s   {r['ratio']:5.2f}x one request   (target >= 0.80x)",
+                f"  {'':40s} (parts {r['session_parts_s']:.1f} s + complete {r['session_complete_s']:.1f} s)", ""]
+out.append("Session validation (POST /api/uploads/{id}/complete: assemble in R2, stream through the core):")
+out.append(f"  {'':32s} {'MB':>6s} {'CPU ms':>8s} {'CPU ms/MB':>10s} {'wall s':>7s} {'peak RSS MB':>12s} {'wasm MB':>8s}")
+for r in rows:
+    if r["kind"] == "validate":
+        out.append(f"  {r['name']:32s} {r['bytes']/1e6:6.0f} {r['complete_cpu_ms']:8.0f} {r['cpu_ms_per_mb']:10.2f} {r['complete_wall_s']:7.1f} {r['complete_peak_rss_mb']:12.0f} {r['core_wasm_memory_mb']:8.0f}")
+out.append("  (CPU and RSS of the whole workerd process, Miniflare's local R2 emulation included; peak RSS while parts arrived: " +
+           ", ".join(f"{r['parts_peak_rss_mb']:.0f} MB" for r in rows if r["kind"] == "validate") + ")")
+print("\n".join(out))
+PY
+)
+echo "$SESSIONS"
+
+# --- 3. URL-import answers ---------------------------------------------------------------------
 NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$OUT/nginx/logs"
 cat > "$OUT/nginx/nginx.conf" <<EOF
@@ -110,6 +143,7 @@ PY
 read -r W_RPS W_P99 W_CPU < <(run_wrk worker "$URL/bench" $WORKERD_PIDS)
 read -r N_RPS N_P99 N_CPU < <(run_wrk nginx "http://127.0.0.1:$NPORT/bench" $NGINX_PIDS)
 
+echo "$SESSIONS" > "$OUT/sessions.txt"
 python3 - "$OUT/results.txt" <<PY
 import sys
 node, insp, upl = $NODE_MBS, $INSPECT_MBS, $UPLOAD_MBS
@@ -122,6 +156,8 @@ lines = [
   f"  {'wasm core in Node':40s} {node:8.1f} MB/s",
   f"  {'worker in workerd, POST /api/inspect':40s} {insp:8.1f} MB/s   {insp/node:5.2f}x Node   (target >= 0.80x)",
   f"  {'worker in workerd, POST /api/images':40s} {upl:8.1f} MB/s   {upl/node:5.2f}x Node   (validate + store in local R2)",
+  "",
+  *open("$OUT/sessions.txt").read().splitlines(),
   "",
   "URL-import answers, wrk 64 connections, $DURATION, loopback:",
   f"  {'':40s} {'req/s':>9s} {'p99 ms':>8s} {'CPU us/answer':>14s}",

@@ -141,7 +141,7 @@ export async function commitImage(db, image, files, aliases) {
     stmts.push(
       db
         .prepare(
-          "INSERT INTO files (fingerprint, role, name, size, sha256, compression, r2_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE fingerprint = ? AND upload_id = ?)",
+          "INSERT INTO files (fingerprint, role, name, size, sha256, compression, r2_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM images WHERE fingerprint = ? AND upload_id = ?) ON CONFLICT DO NOTHING",
         )
         .bind(image.fingerprint, f.role, f.name, f.size, f.sha256, f.compression, f.r2_key, image.fingerprint, image.upload_id),
     );

@@ -12,7 +12,11 @@
  *   POST /api/inspect                          validate only, store nothing (bearer token)
  *   DELETE /api/images/{fp}                    delete an image (bearer token)
  *   DELETE /api/aliases/{alias}[?architecture=] remove an alias (bearer token)
+ *   POST /api/uploads, PUT /api/uploads/{id}/{role}/{part}, GET|DELETE /api/uploads/{id},
+ *   POST /api/uploads/{id}/complete            upload sessions (bearer token), see sessions.js
  *   GET  /api/version
+ *
+ * Every request body is capped at MAX_REQUEST_BYTES (limits.js), as Cloudflare caps it.
  */
 import { handleAnswer } from "./answer.js";
 import { serveFile, ROLES } from "./serve.js";
@@ -21,6 +25,8 @@ import { handleUpload, uploadLimit } from "./upload.js";
 import { configureAnswerCache, deleteAlias, deleteImage, getImage, listImages, referencedUploadIds } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken, text } from "./http.js";
 import { CoreError, coreMemory, coreVersion } from "./core.js";
+import { checkDeclaredLength, partBytes, requestLimit } from "./limits.js";
+import { handleSessions, sweepSessions, validatingSessionIds } from "./sessions.js";
 import { FINGERPRINT, quote } from "./names.js";
 import { imageUrl } from "./answer.js";
 
@@ -48,7 +54,14 @@ async function route(request, env, ctx) {
   const method = request.method;
   const read = method === "GET" || method === "HEAD";
   const origin = publicOrigin(request, env);
+  // The per-request cap, for every route (uploads check it themselves, after the token).
+  if (!path.startsWith("/api/uploads") && path !== "/api/images" && path !== "/api/images/" && path !== "/api/inspect") {
+    checkDeclaredLength(request, env);
+  }
 
+  if (path === "/api/uploads" || path.startsWith("/api/uploads/")) {
+    return handleSessions(request, env, ctx, path);
+  }
   if (path === "/api/images" || path === "/api/images/") {
     if (method === "POST" || method === "PUT") {
       // The upload must finish (or clean up) even if the client goes away mid-body.
@@ -65,7 +78,13 @@ async function route(request, env, ctx) {
     return handleUpload(request, env, { dryRun: true });
   }
   if (path === "/api/version") {
-    return json(200, { core: coreVersion(), max_upload_bytes: uploadLimit(env), core_memory_bytes: coreMemory() });
+    return json(200, {
+      core: coreVersion(),
+      max_upload_bytes: uploadLimit(env),
+      maxRequestBytes: requestLimit(env),
+      partBytes: partBytes(env),
+      core_memory_bytes: coreMemory(),
+    });
   }
   let m;
   if ((m = /^\/api\/images\/([^/]+)$/.exec(path))) {
@@ -114,9 +133,14 @@ async function route(request, env, ctx) {
   return text(404, `Not found: ${quote(path)}`);
 }
 
-/** Deletes R2 objects of uploads that never made it into the index (a worker evicted mid-upload). */
+/**
+ * The daily sweep: aborts upload sessions left unfinished (sessions.js), then deletes R2 objects
+ * of uploads that never made it into the index (a worker evicted mid-upload).
+ */
 export async function sweep(env, olderThanMs = 24 * 3600 * 1000) {
+  await sweepSessions(env);
   const keep = await referencedUploadIds(env.DB);
+  for (const id of await validatingSessionIds(env.DB)) keep.add(id);
   const cutoff = Date.now() - olderThanMs;
   let cursor;
   const doomed = [];

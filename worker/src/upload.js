@@ -21,6 +21,7 @@ import { MultipartReader, MultipartError, multipartBoundary, MAX_BOUNDARY } from
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
 import { validateAliases, validateFilename, checkAliasFree, quote } from "./names.js";
+import { checkDeclaredLength, counter } from "./limits.js";
 
 export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
 export const METADATA_BUFFER = 32 * 1024 * 1024;
@@ -99,6 +100,10 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   const limit = uploadLimit(env);
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  // The per-request cap (MAX_REQUEST_BYTES): a larger image goes through an upload session.
+  const what = dryRun ? "A single-request inspection (POST /api/inspect)" : "A single-request upload (POST /api/images)";
+  checkDeclaredLength(request, env, what);
+  const countRequest = counter(env, what);
   if (!request.body) throw new HttpError(400, "Empty upload: send the image as the request body");
 
   const contentType = request.headers.get("content-type") ?? "";
@@ -122,6 +127,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
   const count = (n) => {
     total += n;
     if (total > limit) throw tooLarge(limit);
+    countRequest(n);
   };
   const newSink = (role) => {
     if (dryRun) return null;
@@ -140,16 +146,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       const filename = url.searchParams.get("filename") || request.headers.get("x-lxd-filename") || null;
       inspection = new Inspection({ names: [filename], ...expansion });
       const sink = newSink("unified");
-      for await (const chunk of chunks(request.body)) {
-        count(chunk.byteLength);
-        const fed = inspection.push(chunk);
-        if (sink) await sink.write(chunk);
-        if (fed && early && earlyReject(inspection)) {
-          rejectedEarly = true;
-          break;
-        }
-      }
-      if (!rejectedEarly && sink) await sink.close();
+      rejectedEarly = await feed(inspection, chunks(request.body), { sink, early, count });
     } else {
       mp = new MultipartReader(request.body, boundary, { onBytes: count });
       const meta = await mp.next();
@@ -186,15 +183,7 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
       inspection.startRootfs();
       {
         const rootSink = newSink("rootfs");
-        for await (const chunk of root.body()) {
-          const fed = inspection.push(chunk);
-          if (rootSink) await rootSink.write(chunk);
-          if (fed && early && earlyReject(inspection)) {
-            rejectedEarly = true;
-            break;
-          }
-        }
-        if (!rejectedEarly && rootSink) await rootSink.close();
+        rejectedEarly = await feed(inspection, root.body(), { sink: rootSink, early });
       }
       if (!rejectedEarly) await mp.cancel(); // parts after the second are ignored, as LXD does
     }
@@ -212,17 +201,55 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     await cleanup();
     throw e;
   }
+  if (rejectedEarly) {
+    await mp?.cancel();
+    request.body?.cancel?.().catch?.(() => {});
+  }
+  if (dryRun) {
+    const outcome = uploadOutcome(report, report.verdicts?.[gate]);
+    return json(outcome === "accepted" ? 200 : 422, report, { "x-lxdimg-verdict": outcome });
+  }
+  const keys = Object.fromEntries(sinks.map((s) => [s.role, s.key]));
+  const answer = await settleUpload(env, { report, gate, uploadId, keys, aliases, origin: publicOrigin(request, env), cleanup });
+  return json(answer.status, answer.body, answer.headers);
+}
+
+/**
+ * Feeds one file's bytes into the core (and into `sink`, if any): the one loop of both the
+ * single-request upload and the validation of an upload session (sessions.js), so both judge
+ * exactly alike. `count(n)` sees each chunk's size first (limits). Returns true when reading
+ * stopped early because the verdict is known and is not an acceptance (`early`); otherwise the
+ * sink is closed (the object is complete).
+ */
+export async function feed(inspection, chunks, { sink = null, early = true, count = null } = {}) {
+  for await (const chunk of chunks) {
+    if (count) count(chunk.byteLength);
+    const fed = inspection.push(chunk);
+    if (sink) await sink.write(chunk);
+    if (fed && early && earlyReject(inspection)) return true;
+  }
+  if (sink) await sink.close();
+  return false;
+}
+
+/**
+ * The end of an upload whose bytes are stored under `keys` (role → R2 key) and whose Report is
+ * known: the verdict of `gate` decides. Anything but an acceptance calls `cleanup` (which removes
+ * the objects) and answers 422 with the Report; an acceptance writes the index rows in one batch
+ * (`commitImage`) and answers 201, or 200 when the same image was stored already (then `cleanup`
+ * removes this upload's redundant copy). Returns `{status, body, headers, outcome}`; shared by
+ * `POST /api/images` and `POST /api/uploads/{id}/complete`.
+ */
+export async function settleUpload(env, { report, gate, uploadId, keys, aliases, origin, cleanup, expectFingerprint = null }) {
   const verdict = report.verdicts?.[gate];
-  const outcome = uploadOutcome(report, verdict);
+  let outcome = uploadOutcome(report, verdict);
+  if (outcome === "accepted" && expectFingerprint && report.fingerprint !== expectFingerprint) {
+    outcome = "fingerprint-mismatch";
+  }
   if (outcome !== "accepted") {
     await cleanup();
-    if (rejectedEarly) {
-      await mp?.cancel();
-      request.body?.cancel?.().catch?.(() => {});
-    }
-    return json(422, report, { "x-lxdimg-verdict": outcome });
+    return { status: 422, body: report, headers: { "x-lxdimg-verdict": outcome }, outcome };
   }
-  if (dryRun) return json(200, report, { "x-lxdimg-verdict": "accepted" });
 
   // The architecture as the gating target stores it (the Report's top-level one is lxd-5.0's).
   const architecture = verdict.architecture ?? report.architecture;
@@ -230,10 +257,14 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     await cleanup();
     throw new HttpError(500, "The core accepted the image but reported no fingerprint, architecture or type");
   }
-  const files = report.files.map((f) => {
-    const sink = sinks.find((s) => s.role === f.role);
-    return { role: f.role, name: f.name ?? null, size: f.size, sha256: f.sha256, compression: f.compression, r2_key: sink.key };
-  });
+  const files = report.files.map((f) => ({
+    role: f.role,
+    name: f.name ?? null,
+    size: f.size,
+    sha256: f.sha256,
+    compression: f.compression,
+    r2_key: keys[f.role],
+  }));
   const image = {
     fingerprint: report.fingerprint,
     upload_id: uploadId,
@@ -255,12 +286,25 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     throw new HttpError(500, `Could not write the index: ${e?.message ?? e}`);
   }
   if (!created) await cleanup(); // the same image was already stored: keep the first copy
-  const origin = publicOrigin(request, env);
   // Import succeeds (that is what the index requires); say so if creating an instance would not.
   const creatable = verdict.creatable;
   const warnings = creatable && creatable.ok === false && creatable.code !== "architecture" ? [`lxc launch would fail: ${creatable.error}`] : [];
-  return json(created ? 201 : 200, {
-    created,
+  return {
+    status: created ? 201 : 200,
+    body: { ...storedAnswer(origin, image, aliases), created, warnings, report },
+    headers: {},
+    outcome,
+  };
+}
+
+/**
+ * The fields of an upload's answer that describe the stored image (`created`, `warnings` and
+ * `report` are the upload's own): also the `image` of an upload session for an image that was
+ * already stored.
+ */
+export function storedAnswer(origin, image, aliases) {
+  return {
+    created: false,
     fingerprint: image.fingerprint,
     architecture: image.architecture,
     type: image.type,
@@ -268,9 +312,8 @@ export async function handleUpload(request, env, { dryRun = false } = {}) {
     aliases,
     url: `${origin}/${image.fingerprint}`,
     import: importCommand(origin, image, aliases),
-    warnings,
-    report,
-  });
+    warnings: [],
+  };
 }
 
 /**

@@ -211,3 +211,39 @@ test("www/_headers (the static assets' security headers) is generated from www/c
   assert.doesNotMatch(CONTENT_SECURITY_POLICY, /'unsafe-inline'|'unsafe-eval'|\*/);
   assert.match(CONTENT_SECURITY_POLICY, /script-src 'self' 'wasm-unsafe-eval'/);
 });
+
+test("request cap and session part size from the environment (limits.js)", async () => {
+  const { requestLimit, partBytes, counter, checkDeclaredLength, MIN_PART } = await import("../src/limits.js");
+  const { sessionTtl } = await import("../src/sessions.js");
+  const MiB = 1024 * 1024;
+  assert.equal(requestLimit({}), 100000000);
+  assert.equal(requestLimit({ MAX_REQUEST_BYTES: "" }), 100000000);
+  assert.equal(requestLimit({ MAX_REQUEST_BYTES: "500000000" }), 500000000);
+  // Default part: 64 MiB, or the cap rounded down to whole MiB when the cap is smaller.
+  assert.equal(partBytes({}), 64 * MiB);
+  assert.equal(partBytes({ MAX_REQUEST_BYTES: String(50 * MiB + 7) }), 50 * MiB);
+  assert.equal(partBytes({ PART_BYTES: String(8 * MiB) }), 8 * MiB);
+  for (const env of [
+    { MAX_REQUEST_BYTES: "abc" },
+    { MAX_REQUEST_BYTES: "-1" },
+    { MAX_REQUEST_BYTES: "1.5" },
+    { MAX_REQUEST_BYTES: String(4 * MiB) }, // no part size fits between R2's 5 MiB and the cap
+    { PART_BYTES: String(MIN_PART - 1) },
+    { PART_BYTES: "100000001" }, // over the cap
+    { PART_BYTES: "x" },
+  ]) {
+    assert.throws(() => partBytes(env), (e) => e.status === 500, JSON.stringify(env));
+  }
+  assert.equal(sessionTtl({}), 86400);
+  assert.equal(sessionTtl({ SESSION_TTL_SECONDS: "0" }), 0);
+  assert.throws(() => sessionTtl({ SESSION_TTL_SECONDS: "-5" }), (e) => e.status === 500);
+  // Counting a body of unknown length: the byte that passes the cap throws the 413.
+  const count = counter({ MAX_REQUEST_BYTES: "1000" }, "A body");
+  assert.equal(count(600), 600);
+  assert.equal(count(400), 1000);
+  assert.throws(() => count(1), (e) => e.status === 413 && /POST \/api\/uploads/.test(e.message) && /^A body exceeds 1000 bytes/.test(e.message));
+  const req = (n) => new Request("http://x/", { method: "POST", headers: n === null ? {} : { "content-length": String(n) } });
+  assert.doesNotThrow(() => checkDeclaredLength(req(1000), { MAX_REQUEST_BYTES: "1000" }));
+  assert.doesNotThrow(() => checkDeclaredLength(req(null), { MAX_REQUEST_BYTES: "1000" }));
+  assert.throws(() => checkDeclaredLength(req(1001), { MAX_REQUEST_BYTES: "1000" }), (e) => e.status === 413);
+});

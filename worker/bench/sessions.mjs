@@ -1,0 +1,148 @@
+// Upload-session benchmark (make bench-worker, bench/run.sh): starts the worker in workerd
+// (Miniflare, measured on its own socket) and prints JSON lines:
+//   {"kind":"throughput", ...}  the same file through POST /api/images (one request) and through
+//                               an upload session (parts of PART_BYTES, JOBS in parallel, then
+//                               complete), best of RUNS each, MB/s and the ratio
+//   {"kind":"validate", ...}    per image: workerd CPU time and wall time of `complete` (assemble
+//                               the R2 objects, stream them through the core), CPU ms per MB,
+//                               peak RSS of the workerd process during it, the core's wasm memory
+// node sessions.mjs --throughput FILE [--validate NAME FILE [ROOTFS]]...
+import http from "node:http";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { start, TOKEN } from "../test/harness.js";
+
+const args = process.argv.slice(2);
+const JOBS = Number(process.env.JOBS || 4);
+const RUNS = Number(process.env.RUNS || 3);
+const auth = { authorization: `Bearer ${TOKEN}` };
+const T0 = performance.now();
+const log = (m) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${m}\n`);
+
+const w = await start({ MAX_UPLOAD_BYTES: String(8 * 1024 ** 3), MAX_REQUEST_BYTES: String(8 * 1024 ** 3), PART_BYTES: String(64 << 20) }, { direct: true });
+
+/** One request on its own connection (see test/sessions.test.js: no keep-alive). */
+function request(method, p, body = null, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(w.directUrl + p, { method, agent: false, headers: { ...auth, ...headers, ...(body ? { "content-length": body.length } : {}) } }, (res) => {
+      const bufs = [];
+      res.on("data", (d) => bufs.push(d));
+      res.on("end", () => {
+        const text = Buffer.concat(bufs).toString();
+        resolve({ status: res.statusCode, text, json: () => JSON.parse(text) });
+      });
+    });
+    req.on("error", reject);
+    req.end(body ?? undefined);
+  });
+}
+
+function ok(r, what) {
+  if (r.status !== 200 && r.status !== 201) throw new Error(`${what}: HTTP ${r.status}: ${r.text.slice(0, 300)}`);
+  return r.json();
+}
+
+/** Peak resident memory of the workerd processes (VmHWM, kB), reset first by `resetPeak`. */
+function peakKb() {
+  let kb = 0;
+  for (const pid of w.workerd) {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) kb = Math.max(kb, Number(m[1]));
+    } catch {}
+  }
+  return kb;
+}
+function resetPeak() {
+  for (const pid of w.workerd) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    } catch {}
+  }
+}
+
+/** An upload session: create, parts (JOBS at a time), complete. Returns timings. */
+async function session(files, aliases = []) {
+  const t0 = performance.now();
+  const s = ok(await request("POST", "/api/uploads", Buffer.from(JSON.stringify({ files: files.map((f) => ({ role: f.role, size: f.data.length, name: f.name })), aliases })), { "content-type": "application/json" }), "create");
+  const queue = [];
+  for (const f of s.files) for (let n = 1; n <= f.parts; n++) queue.push([f.role, n]);
+  const data = Object.fromEntries(files.map((f) => [f.role, f.data]));
+  resetPeak();
+  await Promise.all(
+    Array.from({ length: JOBS }, async () => {
+      for (let job; (job = queue.shift()); ) {
+        const [role, n] = job;
+        const body = data[role].subarray((n - 1) * s.partBytes, Math.min(data[role].length, n * s.partBytes));
+        ok(await request("PUT", `/api/uploads/${s.id}/${role}/${n}`, body), `part ${role} ${n}`);
+      }
+    }),
+  );
+  const partsPeak = peakKb();
+  const t1 = performance.now();
+  resetPeak();
+  const cpu0 = w.cpuMs();
+  const answer = ok(await request("POST", `/api/uploads/${s.id}/complete`), "complete");
+  const cpu = w.cpuMs() - cpu0;
+  const t2 = performance.now();
+  return { seconds: (t2 - t0) / 1000, partsSeconds: (t1 - t0) / 1000, completeSeconds: (t2 - t1) / 1000, completeCpuMs: cpu, partsPeakKb: partsPeak, completePeakKb: peakKb(), answer };
+}
+
+async function single(data) {
+  const t0 = performance.now();
+  ok(await request("POST", "/api/images?alias=single", data, { "content-type": "application/octet-stream" }), "single upload");
+  return (performance.now() - t0) / 1000;
+}
+
+try {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--throughput") {
+      const file = args[++i];
+      const data = readFileSync(file);
+      const mb = data.length / 1e6;
+      let best1 = Infinity;
+      let bestS = null;
+      for (let r = 0; r < RUNS; r++) {
+        best1 = Math.min(best1, await single(data));
+        log(`single request ${r + 1}: ${best1.toFixed(1)} s best`);
+        const s = await session([{ role: "unified", data, name: path.basename(file) }], ["multi"]);
+        log(`session ${r + 1}: parts ${s.partsSeconds.toFixed(1)} s, complete ${s.completeSeconds.toFixed(1)} s (${Math.round(s.completeCpuMs)} ms workerd CPU)`);
+        if (!bestS || s.seconds < bestS.seconds) bestS = s;
+      }
+      console.log(JSON.stringify({
+        kind: "throughput",
+        file: path.basename(file),
+        bytes: data.length,
+        jobs: JOBS,
+        single_mb_s: mb / best1,
+        session_mb_s: mb / bestS.seconds,
+        ratio: best1 / bestS.seconds,
+        session_parts_s: bestS.partsSeconds,
+        session_complete_s: bestS.completeSeconds,
+      }));
+    } else if (args[i] === "--validate") {
+      const name = args[++i];
+      const files = [];
+      while (i + 1 < args.length && !args[i + 1].startsWith("--")) files.push(args[++i]);
+      const roles = files.length === 1 ? ["unified"] : ["metadata", "rootfs"];
+      const list = files.map((f, k) => ({ role: roles[k], data: readFileSync(f), name: path.basename(f) }));
+      const bytes = list.reduce((a, f) => a + f.data.length, 0);
+      const s = await session(list);
+      const version = JSON.parse((await request("GET", "/api/version")).text);
+      console.log(JSON.stringify({
+        kind: "validate",
+        name,
+        bytes,
+        accepted: s.answer.report?.verdicts?.["lxd-5.0"]?.accepted ?? null,
+        complete_cpu_ms: s.completeCpuMs,
+        complete_wall_s: s.completeSeconds,
+        cpu_ms_per_mb: s.completeCpuMs / (bytes / 1e6),
+        parts_peak_rss_mb: s.partsPeakKb / 1024,
+        complete_peak_rss_mb: s.completePeakKb / 1024,
+        core_wasm_memory_mb: (version.core_memory_bytes ?? 0) / 2 ** 20,
+      }));
+    }
+  }
+} finally {
+  await w.close();
+}
