@@ -8,7 +8,7 @@
 // repaired metadata tarball to download once the core accepts the repaired image.
 // Untrusted text (file names, metadata) only reaches the DOM as text nodes.
 
-import { t, applyI18n } from "./i18n.js";
+import { t, tNodes, applyI18n } from "./i18n.js";
 import { saveRewritten } from "./rewrite.js";
 
 function h(tag, attrs = {}, ...children) {
@@ -182,7 +182,7 @@ export function initMake(container, newWorker) {
 
   container.replaceChildren(
     h("h2", { "data-i18n": "make.title" }, t("make.title")),
-    h("p", { "data-i18n": "make.lede" }, t("make.lede")),
+    h("p", { "data-i18n": "make.lede" }, tNodes("make.lede", { sh: h("code", { "data-i18n-part": "sh" }, "/bin/sh"), osRelease: h("code", { "data-i18n-part": "osRelease" }, "os-release") })),
     labelled("make-rootfs", "make.rootfs", rootfs),
     h("div", { class: "grid" },
       labelled("make-arch", "make.arch", fields.architecture),

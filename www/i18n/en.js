@@ -326,7 +326,7 @@ export default {
   // --- make ---
   "make.section": "Make or fix an image",
   "make.title": "Make an image from a root filesystem",
-  "make.lede": "Give a rootfs (a tarball in any compression, a squashfs): lxdimg proposes metadata.yaml from it (the architecture from /bin/sh, the release from os-release), writes the small metadata tarball for you to download, and tells you the fingerprint. Your rootfs file stays as it is; nothing is uploaded.",
+  "make.lede": "Give a rootfs (a tarball in any compression, a squashfs): lxdimg proposes metadata.yaml from it (the architecture from {sh}, the release from {osRelease}), writes the small metadata tarball for you to download, and tells you the fingerprint. Your rootfs file stays as it is; nothing is uploaded.",
   "make.rootfs": "Root filesystem file",
   "make.arch": "Architecture",
   "make.os": "OS",

@@ -324,7 +324,7 @@ export default {
   // --- make ---
   "make.section": "制作或修复镜像",
   "make.title": "从根文件系统制作镜像",
-  "make.lede": "提供一个根文件系统（任意压缩格式的 tar 包或 squashfs）：lxdimg 据此生成 metadata.yaml（架构取自 /bin/sh，发行版取自 os-release），写出供您下载的小型元数据 tar 包，并给出指纹。您的根文件系统文件保持不变，不会上传任何内容。",
+  "make.lede": "提供一个根文件系统（任意压缩格式的 tar 包或 squashfs）：lxdimg 据此生成 metadata.yaml（架构取自 {sh}，发行版取自 {osRelease}），写出供您下载的小型元数据 tar 包，并给出指纹。您的根文件系统文件保持不变，不会上传任何内容。",
   "make.rootfs": "根文件系统文件",
   "make.arch": "架构",
   "make.os": "操作系统",
