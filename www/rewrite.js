@@ -8,8 +8,8 @@
 //     `createWritable()` in the worker on the handle it is given. The browser writes to a swap
 //     file and moves it into place at `close()`; an error aborts it.
 //   - "download": elsewhere, a streamed download through the service worker (sw.js): the page
-//     hands sw.js one end of a MessageChannel, the worker the other, and an <a download> to
-//     `__lxdimg/download/ID` becomes a Response whose body the worker feeds on demand (one
+//     hands sw.js one end of a MessageChannel, the worker the other, and a link to
+//     `__lxdimg/download/ID` (a plain link) becomes a Response whose body the worker feeds (one
 //     chunk per pull, so a slow disk slows the reading of the image instead of filling memory).
 // Worker side: `runRewrite(msg, post, wasm)`, called by worker.js for `{type: "rewrite"}`.
 //
@@ -83,9 +83,11 @@ export async function saveRewritten(file, edits, suggestedName, options = {}) {
       sw.postMessage({ type: "lxdimg-download", id, name: suggestedName, port: channel.port1, reply: reply.port2 }, [channel.port1, reply.port2]);
       setTimeout(() => reject(new Error("the service worker did not answer")), 5000);
     });
+    // A plain link, not <a download>: Chromium fetches a download-attribute link itself, past the
+    // service worker (measured: the download is cancelled); a navigation is answered by sw.js,
+    // whose Content-Disposition makes it a download and leaves the page where it is.
     const a = document.createElement("a");
     a.href = new URL(DOWNLOAD_PREFIX + id, document.baseURI).href;
-    a.download = suggestedName;
     a.style.display = "none";
     document.body.append(a);
     a.click();

@@ -72,7 +72,7 @@ sh("sh", ["-c", `gzip -6 -n -c "$0" > "$1" && xz -T1 -6 -c "$0" > "$2" && zstd -
 const truncated = path.join(tmp, "truncated.tar.gz");
 writeFileSync(truncated, readFileSync(images.gz).subarray(0, 200_000));
 const big = path.join(tmp, "big.tar.gz");
-sh("sh", ["-c", `gzip -1 -n -c "$0" > "$1"`, brokenTar("big", 200_000_000), big]);
+sh("sh", ["-c", `gzip -1 -n -c "$0" > "$1"`, brokenTar("big", Number(process.env.REWRITE_BIG_MB ?? 200) * 1e6), big]);
 
 const EDITS = {
   replace: [{ name: "metadata.yaml", occurrence: 0, content: GOOD }],
@@ -106,6 +106,9 @@ const context = await browser.newContext({ viewport: { width: 1200, height: 900 
 const p = await context.newPage();
 const errors = [];
 p.on("pageerror", (e) => errors.push(String(e)));
+p.on("crash", () => errors.push("the page crashed"));
+p.on("close", () => console.log("page closed"));
+if (process.env.DEBUG) p.on("console", (m) => console.log("console:", m.type(), m.text()));
 await p.goto(base);
 await p.waitForFunction(() => document.getElementById("version").textContent !== "");
 // The service worker controls the page once installed (sw.js claims its clients).
