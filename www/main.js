@@ -8,6 +8,7 @@
 // makes any HTML or script sink throw; the only script URLs are this page's own two workers.
 
 import { t, tNodes } from "./i18n.js";
+import { h } from "./dom.js";
 import { lxdErrorKey } from "./lxd-errors.js";
 import { templatePreview } from "./render.js";
 import { showPublish } from "./publish.js";
@@ -66,20 +67,6 @@ function shown(s, keep = "") {
 function plain(s) {
   const text = String(s ?? "");
   return controls ? text.replace(controls, escapedControl) : text;
-}
-
-/** h("p", {class: "x"}, "text", child…): a DOM element; text is never parsed as HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
 }
 
 function bytes(n) {

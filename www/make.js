@@ -9,20 +9,8 @@
 // Untrusted text (file names, metadata) only reaches the DOM as text nodes.
 
 import { t, tNodes, applyI18n } from "./i18n.js";
+import { h } from "./dom.js";
 import { saveRewritten } from "./rewrite.js";
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
 
 /** A label/element pair whose label text follows the language (data-i18n). */
 function labelled(id, key, input) {

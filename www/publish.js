@@ -14,6 +14,7 @@
 // main.js calls showPublish(container, report, sources, reference) once an inspection finished.
 
 import { t } from "./i18n.js";
+import { h } from "./dom.js";
 
 const TOKEN_KEY = "lxdimg.publish.token";
 const SESSION_PREFIX = "lxdimg.publish.session:";
@@ -28,19 +29,6 @@ const server = fetch(new URL("/api/version", location.origin), { cache: "no-stor
 
 /** What the test (and a curious person in the console) can see: the last run's counters. */
 const state = (globalThis.lxdimgPublish = { sent: 0, resumedStored: 0, status: "idle", result: null });
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
 
 function storage() {
   try {

@@ -12,6 +12,7 @@
 
 import init, { renderTemplate, imageConfig, controlCharacters } from "./pkg/lxdimg.js";
 import { t, tNodes } from "./i18n.js";
+import { h } from "./dom.js";
 
 const TRIGGERS = ["create", "copy", "start", "rename"];
 /** The devices of LXD's default profile, as a new instance gets them. */
@@ -21,20 +22,6 @@ let wasm = null; // the init() promise
 let controls = null; // RegExp of the control characters (from the core)
 let state = null; // {report, values}
 let timer = null;
-
-/** h("p", {class: "x"}, "text", child…): an element; strings become text nodes, never HTML. */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
 
 /** A textarea holding `value` (set as its value: no text node in the document). */
 function textarea(attrs, value) {

@@ -8,6 +8,7 @@ const ASSETS = [
   "style.css",
   "favicon.svg",
   "main.js",
+  "dom.js",
   "publish.js",
   "worker.js",
   "i18n.js",
