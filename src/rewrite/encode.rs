@@ -222,10 +222,8 @@ impl Encoder {
     /// Ends the stream; returns the SHA-256 of everything produced.
     pub(super) fn finish(&mut self) -> Result<[u8; 32], RewriteError> {
         let stage = std::mem::take(&mut self.stage);
-        if !matches!(self.codec, Codec::Plain) {
-            if !stage.is_empty() {
-                self.encode_piece(&stage, false)?;
-            }
+        if !matches!(self.codec, Codec::Plain) && !stage.is_empty() {
+            self.encode_piece(&stage, false)?;
         }
         let codec = std::mem::replace(&mut self.codec, Codec::Plain);
         let mut tail = match codec {
