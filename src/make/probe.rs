@@ -5,12 +5,12 @@
 //! regular files in the executable directories, and `os-release`.
 
 use super::elf::{elf_architecture, is_elf, ELF_HEAD};
-use crate::decode::{DecodeError, Decoder, ExpansionLimits};
-use crate::detect::{sniff, Format};
+use crate::decode::ExpansionLimits;
+use crate::detect::Format;
 use crate::limits::OS_RELEASE_KEEP;
-use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
 use crate::rootfs::{os_release, OsRelease};
-use crate::tar::{EntryHeader, TarWalker, Visitor};
+use crate::tar::stream::{TarballEnd, TarballStream};
+use crate::tar::{EntryHeader, Visitor};
 use std::collections::BTreeMap;
 
 /// Links kept at most (a Debian minbase rootfs has about 1 500).
@@ -259,15 +259,8 @@ impl Collect {
 
 /// The push reader: bytes of the rootfs file in (any chunking), a [`Probe`] out.
 pub struct RootfsProbe {
-    head: Vec<u8>,
-    size: u64,
-    format: Option<Format>,
-    decided: bool,
-    decoder: Option<Decoder>,
-    walker: TarWalker,
+    stream: TarballStream,
     col: Collect,
-    error: Option<DecodeError>,
-    limits: ExpansionLimits,
     /// Stopped once [`RootfsProbe::settled`].
     settled: bool,
 }
@@ -275,15 +268,8 @@ pub struct RootfsProbe {
 impl RootfsProbe {
     pub fn new(limits: ExpansionLimits) -> RootfsProbe {
         RootfsProbe {
-            head: Vec::with_capacity(HEADER_LEN),
-            size: 0,
-            format: None,
-            decided: false,
-            decoder: None,
-            walker: TarWalker::new(),
+            stream: TarballStream::new(limits),
             col: Collect::default(),
-            error: None,
-            limits,
             settled: false,
         }
     }
@@ -296,108 +282,47 @@ impl RootfsProbe {
         self.settled
     }
 
-    fn decide(&mut self) {
-        self.decided = true;
-        self.format = sniff(&self.head);
-        if let Some(f) = self.format.filter(|f| f.is_tarball()) {
-            self.decoder = Decoder::new(f, self.limits);
-            if let Some(d) = self.decoder.as_mut() {
-                d.coarse();
-            }
-        }
-        let head = std::mem::take(&mut self.head);
-        self.decode(&head);
-        self.head = head;
-    }
-
-    fn decode(&mut self, bytes: &[u8]) {
-        let RootfsProbe {
-            decoder,
-            walker,
-            col,
-            error,
-            settled,
-            ..
-        } = self;
-        let Some(d) = decoder.as_mut() else { return };
-        if *settled || d.stopped() || walker.is_done() || error.is_some() {
-            return;
-        }
-        if let Err(e) = d.push(bytes, &mut |out| walker.push(out, col)) {
-            *error = Some(e);
-        }
-        if col.settled() {
-            *settled = true;
-        }
-    }
-
     /// The next bytes of the rootfs file.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.size += chunk.len() as u64;
-        if self.decided {
-            self.decode(chunk);
+        if self.settled {
             return;
         }
-        let take = (HEADER_LEN - self.head.len()).min(chunk.len());
-        self.head.extend_from_slice(&chunk[..take]);
-        if self.head.len() == HEADER_LEN {
-            self.decide();
-            self.decode(&chunk[take..]);
+        self.stream.push(chunk, &mut self.col);
+        if self.col.settled() {
+            self.settled = true;
+            self.stream.stop();
         }
     }
 
     /// Whether the format is known and is not a tarball (squashfs, qcow2): the content is not
     /// read here.
     pub fn not_a_tarball(&self) -> bool {
-        self.decided && self.decoder.is_none()
+        self.stream.not_a_tarball()
     }
 
     /// The end of the file.
     pub fn finish(mut self) -> Probe {
-        if !self.decided {
-            self.decide();
-        }
-        let RootfsProbe {
-            decoder,
-            walker,
-            col,
-            error,
-            settled,
-            ..
-        } = &mut self;
-        if let Some(d) = decoder.as_mut().filter(|_| !*settled) {
-            if error.is_none() && d.bomb().is_none() {
-                if let Err(e) = d.finish(&mut |out| walker.push(out, col)) {
-                    *error = Some(e);
-                }
+        self.stream.finish(&mut self.col);
+        let error = match self.stream.end() {
+            TarballEnd::Unrecognised => {
+                Some("not a tarball, squashfs or qcow2 LXD reads as a rootfs".to_string())
             }
-            walker.finish();
-        }
-        let error = match (&self.decoder, self.format) {
-            (_, None) => Some("not a tarball, squashfs or qcow2 LXD reads as a rootfs".to_string()),
-            (None, Some(f)) => Some(format!(
+            TarballEnd::NotATarball(f) => Some(format!(
                 "a {} rootfs: its files are not read in one pass (give --arch, --os and --release)",
                 f.name()
             )),
-            (Some(d), _) => {
-                if let Some(b) = d.bomb() {
-                    Some(b.describe("the rootfs"))
-                } else if let Some(e) = &self.error {
-                    Some(format!("the rootfs does not decode: {}", e.message))
-                } else {
-                    self.walker.error().map(|e| {
-                        format!(
-                            "the rootfs tarball is broken: {} ({})",
-                            e.go_message, e.detail
-                        )
-                    })
-                }
-            }
+            TarballEnd::Bomb(b) => Some(b.describe("the rootfs")),
+            TarballEnd::Decode(e) => Some(format!("the rootfs does not decode: {}", e.message)),
+            TarballEnd::Tar(e) => Some(format!(
+                "the rootfs tarball is broken: {} ({})",
+                e.go_message, e.detail
+            )),
+            TarballEnd::Complete => None,
         };
         let os = self.col.os_release();
         Probe {
-            format: self.format,
-            size: self.size,
+            format: self.stream.format(),
+            size: self.stream.size(),
             entries: self.col.entries,
             architecture: self.col.architecture(),
             os_release_file: os.as_ref().map(|o| o.0.clone()),

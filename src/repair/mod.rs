@@ -10,14 +10,14 @@
 //! ([`Plan::edits`]) for a unified one — and inspects it again before offering it.
 
 use crate::arch;
-use crate::decode::{Decoder, ExpansionLimits};
-use crate::detect::{sniff, Format};
-use crate::limits::ROOTFS_HEADER_KEEP as HEADER_LEN;
+use crate::decode::ExpansionLimits;
+use crate::detect::Format;
 use crate::make::emit::metadata_yaml;
 use crate::make::probe::normalize;
 use crate::report::Report;
 use crate::rewrite::{Edits, NewEntry, Target as RwTarget};
-use crate::tar::{EntryHeader, TarWalker, Visitor};
+use crate::tar::stream::{TarballEnd, TarballStream};
+use crate::tar::{EntryHeader, Visitor};
 use crate::verdict::TARGETS;
 use crate::yaml::{decode_into, Dialect, ImageMetadata, Template};
 use crate::FindingCode;
@@ -125,102 +125,34 @@ impl Visitor for Keep {
 
 /// Reads the metadata part of an image (push any chunking, then [`MetaReader::finish`]).
 pub struct MetaReader {
-    head: Vec<u8>,
-    decoder: Option<Decoder>,
-    decided: bool,
-    walker: TarWalker,
+    stream: TarballStream,
     keep: Keep,
-    error: Option<String>,
-    limits: ExpansionLimits,
 }
 
 impl MetaReader {
     pub fn new(limits: ExpansionLimits) -> MetaReader {
         MetaReader {
-            head: Vec::new(),
-            decoder: None,
-            decided: false,
-            walker: TarWalker::new(),
+            stream: TarballStream::new(limits),
             keep: Keep::default(),
-            error: None,
-            limits,
         }
-    }
-    fn decode(&mut self, bytes: &[u8]) {
-        let MetaReader {
-            decoder,
-            walker,
-            keep,
-            error,
-            ..
-        } = self;
-        let Some(d) = decoder.as_mut() else { return };
-        if error.is_some() || d.stopped() || walker.is_done() {
-            return;
-        }
-        if let Err(e) = d.push(bytes, &mut |out| walker.push(out, keep)) {
-            *error = Some(e.message);
-        }
-    }
-    fn decide(&mut self) {
-        self.decided = true;
-        self.keep.parts.format = sniff(&self.head);
-        if let Some(f) = self.keep.parts.format.filter(|f| f.is_tarball()) {
-            self.decoder = Decoder::new(f, self.limits);
-            if let Some(d) = self.decoder.as_mut() {
-                d.coarse();
-            }
-        }
-        let head = std::mem::take(&mut self.head);
-        self.decode(&head);
     }
     pub fn push(&mut self, chunk: &[u8]) {
-        if self.decided {
-            self.decode(chunk);
-            return;
-        }
-        let take = (HEADER_LEN - self.head.len()).min(chunk.len());
-        self.head.extend_from_slice(&chunk[..take]);
-        if self.head.len() == HEADER_LEN {
-            self.decide();
-            self.decode(&chunk[take..]);
-        }
+        self.stream.push(chunk, &mut self.keep);
     }
     /// Whether nothing more is needed (the tar stream ended, or failed).
     pub fn done(&self) -> bool {
-        self.decided && (self.decoder.is_none() || self.walker.is_done() || self.error.is_some())
+        self.stream.done()
     }
     pub fn finish(mut self) -> MetaParts {
-        if !self.decided {
-            self.decide();
-        }
-        let MetaReader {
-            decoder,
-            walker,
-            keep,
-            error,
-            ..
-        } = &mut self;
-        if let Some(d) = decoder.as_mut() {
-            if error.is_none() && !walker.is_done() {
-                if let Err(e) = d.finish(&mut |out| walker.push(out, keep)) {
-                    *error = Some(e.message);
-                }
-            }
-            walker.finish();
-        }
+        self.stream.finish(&mut self.keep);
         let mut parts = std::mem::take(&mut self.keep.parts);
-        parts.error = match (&self.decoder, parts.format) {
-            (None, _) => Some("not a tarball".into()),
-            (Some(d), _) => d
-                .bomb()
-                .map(|b| b.describe("the metadata"))
-                .or(self.error.take())
-                .or_else(|| {
-                    self.walker
-                        .error()
-                        .map(|e| format!("{} ({})", e.go_message, e.detail))
-                }),
+        parts.format = self.stream.format();
+        parts.error = match self.stream.end() {
+            TarballEnd::Unrecognised | TarballEnd::NotATarball(_) => Some("not a tarball".into()),
+            TarballEnd::Bomb(b) => Some(b.describe("the metadata")),
+            TarballEnd::Decode(e) => Some(e.message.clone()),
+            TarballEnd::Tar(e) => Some(format!("{} ({})", e.go_message, e.detail)),
+            TarballEnd::Complete => None,
         };
         parts
     }

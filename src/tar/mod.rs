@@ -17,6 +17,7 @@
 mod header;
 mod sparse;
 mod sparse_map;
+pub mod stream;
 
 use crate::limits::{ENTRIES_MAX, PAX_HEADER_MAX};
 use header::{parse_pax, Pending};
