@@ -5,7 +5,8 @@
 #   2. upload sessions (bench/sessions.mjs): the same file through one request and through an
 #      upload session in 64 MiB parts (throughput ratio, target >= 0.8), and the workerd CPU time,
 #      CPU ms per MB and peak memory of `complete` (assemble + validate) for a 300 MB .tar.xz and a
-#      ~1 GB split image;
+#      ~1 GB split image; and (bench/r2-readback.mjs) what reading 300 MB back from the local R2
+#      costs as a one-part object and as a session's multipart object;
 #   3. URL-import answers under 64 concurrent connections (wrk, loopback): the worker (D1 alias
 #      lookup + negotiation) vs nginx serving the same two headers statically (the "poor man's
 #      image server"); requests/s, p99 latency, CPU time per answer (server processes only).
@@ -66,6 +67,8 @@ D=$ROOT/bench/data
 node "$W/bench/sessions.mjs" --throughput "$D/random-300M.tar.xz" \
   --validate "300 MB unified .tar.xz" "$D/random-300M.tar.xz" \
   --validate "1 GB split, squashfs rootfs" "$D/split-1g-meta.tar.xz" "$D/split-1g-rootfs.squashfs" > "$OUT/sessions.jsonl"
+# What reading the session's object back costs in Miniflare's local R2, beside a one-part object.
+node "$W/bench/r2-readback.mjs" "$D/random-300M.tar.xz" >> "$OUT/sessions.jsonl"
 SESSIONS=$(python3 - "$OUT/sessions.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -83,6 +86,11 @@ for r in rows:
         out.append(f"  {r['name']:32s} {r['bytes']/1e6:6.0f} {r['complete_cpu_ms']:8.0f} {r['cpu_ms_per_mb']:10.2f} {r['complete_wall_s']:7.1f} {r['complete_peak_rss_mb']:12.0f} {r['core_wasm_memory_mb']:8.0f}")
 out.append("  (CPU and RSS of the whole workerd process, Miniflare's local R2 emulation included; peak RSS while parts arrived: " +
            ", ".join(f"{r['parts_peak_rss_mb']:.0f} MB" for r in rows if r["kind"] == "validate") + ")")
+back = [r for r in rows if r["kind"] == "readback"]
+if back:
+    out += ["", f"Reading {back[0]['bytes']/1e6:.0f} MB back from local R2 in workerd (½–1 MiB BYOB reads, as complete does; nothing else):",
+            f"  {'object':26s} {'read':32s} {'wall ms':>8s} {'CPU ms':>7s} {'CPU ms/MB':>10s}"]
+    out += [f"  {r['object']:26s} {r['read']:32s} {r['wall_ms']:8.0f} {r['cpu_ms']:7.0f} {r['cpu_ms_per_mb']:10.2f}" for r in back]
 print("\n".join(out))
 PY
 )
