@@ -314,11 +314,14 @@ function hideError() {
 // ---- rendering the report ---------------------------------------------------------------------
 
 let lastReport = null;
+let lastFiles = null; // the dropped files of the last inspection, for "Fix it" (www/make.js)
+let maker = null; // initMake's handle
 let lastRender = null; // [report, command, done message]: re-rendered on a language switch
 
 function finished(m) {
   const command = job.command;
   showPublish($("publish"), m.report, job.sources, reference);
+  lastFiles = job.sources.every((s) => s.kind === "file") ? job.sources.map((s) => s.file) : null;
   job = null;
   lastReport = m.report;
   window.lxdimg.lastReport = m.report;
@@ -433,6 +436,15 @@ function render(r, command, m) {
   }
   if (!r.findings.length) {
     f.append(ref.accepted === true ? h("p", { class: "ok" }, t("page.findings.none")) : h("p", {}, t("page.findings.noneOther")));
+  }
+  // A refused image, or one with errors or warnings: hand the same files to "Fix an image",
+  // which lists the mechanical fixes (or says there are none) before anything is written.
+  const fixable = ref.accepted === false || r.findings.some((x) => x.severity !== "info");
+  if (fixable && lastFiles && maker) {
+    const files = lastFiles;
+    f.append(h("p", { class: "fix-offer" },
+      h("button", { type: "button", id: "fix-offer", onclick: () => maker.fix(files) }, t("repair.offer")),
+      " ", h("span", { class: "hint" }, t("repair.offerHint"))));
   }
 
   $("files").tBodies[0].replaceChildren(
@@ -585,7 +597,7 @@ function setup() {
     inspect(urls.map((u) => ({ kind: "url", url: new URL(u, location.href).href })));
   });
   $("cancel").addEventListener("click", () => cancel(true));
-  initMake($("make"), () => new Worker(scriptURL("./worker.js"), { type: "module" }));
+  maker = initMake($("make"), () => new Worker(scriptURL("./worker.js"), { type: "module" }));
   document.addEventListener("langchange", relabel);
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && job) cancel(true);

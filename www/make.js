@@ -188,4 +188,14 @@ export function initMake(container, newWorker) {
     fixOut,
   );
   applyI18n(container);
+  return {
+    /** "Fix it" from the report: the inspected files go to this section's repair, run at once. */
+    fix(files) {
+      const dt = new DataTransfer();
+      for (const f of files) dt.items.add(f);
+      image.files = dt.files;
+      image.scrollIntoView({ block: "center" });
+      fixBtn.click();
+    },
+  };
 }

@@ -365,4 +365,6 @@ export default {
   "repair.fingerprint": "New fingerprint",
   "repair.unifiedCli": "A unified image is rewritten as a stream by the command line: lxdimg repair FILE.",
   "repair.error": "Could not repair the image: {error}",
+  "repair.offerHint": "lists the mechanical fixes for this image in “Fix an image” below, and shows the change to metadata.yaml before anything is written.",
+  "repair.offer": "Fix it…",
 };

@@ -363,4 +363,6 @@ export default {
   "repair.fingerprint": "新指纹",
   "repair.unifiedCli": "统一式镜像由命令行以流式方式重写：lxdimg repair FILE。",
   "repair.error": "无法修复镜像：{error}",
+  "repair.offerHint": "在下方“修复镜像”中列出此镜像可自动完成的修复，并在写出任何内容之前显示对 metadata.yaml 的改动。",
+  "repair.offer": "修复…",
 };
