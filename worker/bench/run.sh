@@ -5,7 +5,9 @@
 #   2. upload sessions (bench/sessions.mjs): the same file through one request and through an
 #      upload session in 64 MiB parts (throughput ratio, target >= 0.8), and the workerd CPU time,
 #      CPU ms per MB and peak memory of `complete` (assemble + validate) for a 300 MB .tar.xz and a
-#      ~1 GB split image; and (bench/r2-readback.mjs) what reading 300 MB back from the local R2
+#      ~1 GB split image; the same two routes again with the client's uplink capped (RATES Mbit/s,
+#      default 100 and 1000: a token bucket in the Node client, shared by the session's parallel
+#      parts); and (bench/r2-readback.mjs) what reading 300 MB back from the local R2
 #      costs as a one-part object and as a session's multipart object;
 #   3. URL-import answers under 64 concurrent connections (wrk, loopback): the worker (D1 alias
 #      lookup + negotiation) vs nginx serving the same two headers statically (the "poor man's
@@ -79,6 +81,19 @@ for r in rows:
                 f"  {'one request, POST /api/images':40s} {r['single_mb_s']:8.1f} MB/s",
                 f"  {'session, 64 MiB parts, %d at a time' % r['jobs']:40s} {r['session_mb_s']:8.1f} MB/s   {r['ratio']:5.2f}x one request   (target >= 0.80x)",
                 f"  {'':40s} (parts {r['session_parts_s']:.1f} s + complete {r['session_complete_s']:.1f} s)", ""]
+paced = [r for r in rows if r["kind"] == "paced"]
+if paced:
+    def up(m):
+        return f"{m/1000:g} Gbit/s" if m >= 1000 else f"{m:g} Mbit/s"
+    out += [f"Upload throughput at a fixed client uplink, {paced[0]['file']} ({paced[0]['bytes']/1e6:.0f} MB): the Node client paces",
+            f"  each body with a token bucket (both routes alike; the session's {paced[0]['jobs']} parallel parts share one cap), best of {paced[0]['runs']}:",
+            f"  {'client uplink':20s} {'one request MB/s':>17s} {'session MB/s':>13s} {'ratio':>6s}   session parts + complete"]
+    for r in rows:
+        if r["kind"] == "throughput":
+            out.append(f"  {'loopback (no cap)':20s} {r['single_mb_s']:17.1f} {r['session_mb_s']:13.1f} {r['ratio']:6.2f}   {r['session_parts_s']:.1f} s + {r['session_complete_s']:.1f} s")
+    for r in paced:
+        out.append(f"  {up(r['uplink_mbit_s']) + ' (%g MB/s)' % r['uplink_mb_s']:20s} {r['single_mb_s']:17.1f} {r['session_mb_s']:13.1f} {r['ratio']:6.2f}   {r['session_parts_s']:.1f} s + {r['session_complete_s']:.1f} s")
+    out += ["  (target: ratio >= 0.80)", ""]
 out.append("Session validation (POST /api/uploads/{id}/complete: assemble in R2, stream through the core):")
 out.append(f"  {'':32s} {'MB':>6s} {'CPU ms':>8s} {'CPU ms/MB':>10s} {'wall s':>7s} {'peak RSS MB':>12s} {'wasm MB':>8s}")
 for r in rows:

@@ -2,7 +2,10 @@
 // (Miniflare, measured on its own socket) and prints JSON lines:
 //   {"kind":"throughput", ...}  the same file through POST /api/images (one request) and through
 //                               an upload session (parts of PART_BYTES, JOBS in parallel, then
-//                               complete), best of RUNS each, MB/s and the ratio
+//                               complete), best of RUNS each, MB/s and the ratio; then the same
+//                               with the client's uplink capped at each of RATES Mbit/s
+//   {"kind":"paced", ...}       (the same bytes/s for both routes: a token bucket the session's
+//                               parallel parts share), best of PACED_RUNS each
 //   {"kind":"validate", ...}    per image: workerd CPU time and wall time of `complete` (assemble
 //                               the R2 objects, stream them through the core), CPU ms per MB,
 //                               peak RSS of the workerd process during it, the core's wasm memory
@@ -15,14 +18,32 @@ import { start, TOKEN } from "../test/harness.js";
 const args = process.argv.slice(2);
 const JOBS = Number(process.env.JOBS || 4);
 const RUNS = Number(process.env.RUNS || 3);
+const RATES = (process.env.RATES ?? "100,1000").split(",").filter(Boolean).map(Number); // Mbit/s
+const PACED_RUNS = Number(process.env.PACED_RUNS || 1);
 const auth = { authorization: `Bearer ${TOKEN}` };
 const T0 = performance.now();
 const log = (m) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${m}\n`);
 
 const w = await start({ MAX_UPLOAD_BYTES: String(8 * 1024 ** 3), MAX_REQUEST_BYTES: String(8 * 1024 ** 3), PART_BYTES: String(64 << 20) }, { direct: true });
 
-/** One request on its own connection (see test/sessions.test.js: no keep-alive). */
-function request(method, p, body = null, headers = {}) {
+/** A client uplink of `mbit` Mbit/s: a token bucket shared by every request that sends through
+ * it (the session's parallel parts share one), bursts of at most BURST bytes. */
+const BURST = 256 * 1024;
+const CHUNK = 64 * 1024;
+function uplink(mbit) {
+  const rate = (mbit * 1e6) / 8 / 1000; // bytes per ms
+  let next = performance.now(); // when the bucket's debt is paid
+  return async (n) => {
+    const now = performance.now();
+    next = Math.max(next, now - BURST / rate) + n / rate;
+    const wait = next - now;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  };
+}
+
+/** One request on its own connection (see test/sessions.test.js: no keep-alive); with `pace`,
+ * the body is written CHUNK bytes at a time, each after the uplink lets it through. */
+function request(method, p, body = null, headers = {}, pace = null) {
   return new Promise((resolve, reject) => {
     const req = http.request(w.directUrl + p, { method, agent: false, headers: { ...auth, ...headers, ...(body ? { "content-length": body.length } : {}) } }, (res) => {
       const bufs = [];
@@ -33,7 +54,15 @@ function request(method, p, body = null, headers = {}) {
       });
     });
     req.on("error", reject);
-    req.end(body ?? undefined);
+    if (!pace || !body) return req.end(body ?? undefined);
+    (async () => {
+      for (let o = 0; o < body.length; o += CHUNK) {
+        const c = body.subarray(o, Math.min(body.length, o + CHUNK));
+        await pace(c.length);
+        if (!req.write(c)) await new Promise((r) => req.once("drain", r));
+      }
+      req.end();
+    })().catch(reject);
   });
 }
 
@@ -62,7 +91,7 @@ function resetPeak() {
 }
 
 /** An upload session: create, parts (JOBS at a time), complete. Returns timings. */
-async function session(files, aliases = []) {
+async function session(files, aliases = [], pace = null) {
   const t0 = performance.now();
   const s = ok(await request("POST", "/api/uploads", Buffer.from(JSON.stringify({ files: files.map((f) => ({ role: f.role, size: f.data.length, name: f.name })), aliases })), { "content-type": "application/json" }), "create");
   const queue = [];
@@ -74,7 +103,7 @@ async function session(files, aliases = []) {
       for (let job; (job = queue.shift()); ) {
         const [role, n] = job;
         const body = data[role].subarray((n - 1) * s.partBytes, Math.min(data[role].length, n * s.partBytes));
-        ok(await request("PUT", `/api/uploads/${s.id}/${role}/${n}`, body), `part ${role} ${n}`);
+        ok(await request("PUT", `/api/uploads/${s.id}/${role}/${n}`, body, {}, pace), `part ${role} ${n}`);
       }
     }),
   );
@@ -88,9 +117,9 @@ async function session(files, aliases = []) {
   return { seconds: (t2 - t0) / 1000, partsSeconds: (t1 - t0) / 1000, completeSeconds: (t2 - t1) / 1000, completeCpuMs: cpu, partsPeakKb: partsPeak, completePeakKb: peakKb(), answer };
 }
 
-async function single(data) {
+async function single(data, pace = null) {
   const t0 = performance.now();
-  ok(await request("POST", "/api/images?alias=single", data, { "content-type": "application/octet-stream" }), "single upload");
+  ok(await request("POST", "/api/images?alias=single", data, { "content-type": "application/octet-stream" }, pace), "single upload");
   return (performance.now() - t0) / 1000;
 }
 
@@ -120,6 +149,31 @@ try {
         session_parts_s: bestS.partsSeconds,
         session_complete_s: bestS.completeSeconds,
       }));
+      for (const mbit of RATES) {
+        let p1 = Infinity;
+        let pS = null;
+        for (let r = 0; r < PACED_RUNS; r++) {
+          p1 = Math.min(p1, await single(data, uplink(mbit)));
+          log(`${mbit} Mbit/s, single request ${r + 1}: ${p1.toFixed(1)} s best`);
+          const s = await session([{ role: "unified", data, name: path.basename(file) }], ["multi"], uplink(mbit));
+          log(`${mbit} Mbit/s, session ${r + 1}: parts ${s.partsSeconds.toFixed(1)} s, complete ${s.completeSeconds.toFixed(1)} s`);
+          if (!pS || s.seconds < pS.seconds) pS = s;
+        }
+        console.log(JSON.stringify({
+          kind: "paced",
+          file: path.basename(file),
+          bytes: data.length,
+          jobs: JOBS,
+          uplink_mbit_s: mbit,
+          uplink_mb_s: mbit / 8,
+          runs: PACED_RUNS,
+          single_mb_s: mb / p1,
+          session_mb_s: mb / pS.seconds,
+          ratio: p1 / pS.seconds,
+          session_parts_s: pS.partsSeconds,
+          session_complete_s: pS.completeSeconds,
+        }));
+      }
     } else if (args[i] === "--validate") {
       const name = args[++i];
       const files = [];
