@@ -16,6 +16,8 @@ mod stream;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod render_cli;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod make_cli;
 
 #[cfg(not(target_arch = "wasm32"))]
