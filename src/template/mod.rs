@@ -269,26 +269,7 @@ pub fn check_lxd(text: &str) -> Result<(), TemplateError> {
 #[allow(clippy::result_large_err)] // one error per template, never on a hot path
 pub fn render_lxd(text: &str, ctx: &RenderContext) -> Result<Rendered, TemplateError> {
     let nodes = parse_wrapped(text).map_err(|e| located(text, e))?;
-    let public = ctx.public();
-    let mut ex = exec::Exec {
-        public: &public,
-        config: &ctx.config,
-        out: String::new(),
-        steps: 0,
-        work: 0,
-        notes: Vec::new(),
-    };
-    let mut private = HashMap::new();
-    private.insert("pongo2".to_string(), exec::meta());
-    let mut scope = exec::Scope {
-        private,
-        autoescape: true,
-    };
-    ex.nodes(&nodes, &mut scope).map_err(|e| located(text, e))?;
-    Ok(Rendered {
-        output: ex.out,
-        notes: ex.notes,
-    })
+    execute(&nodes, ctx).map_err(|e| located(text, e))
 }
 
 /// Renders a template as pongo2's `FromString(text).Execute(ctx)` does, without LXD's wrapper
@@ -296,6 +277,11 @@ pub fn render_lxd(text: &str, ctx: &RenderContext) -> Result<Rendered, TemplateE
 pub fn render_pongo2(text: &str, ctx: &RenderContext) -> Result<Rendered, RenderError> {
     let tokens = lexer::lex(text)?;
     let nodes = parser::Parser::new(tokens, 0).parse_document()?;
+    execute(&nodes, ctx)
+}
+
+/// Executes parsed nodes for the instance (pongo2's autoescape on, as both callers have it).
+fn execute(nodes: &[parser::Node], ctx: &RenderContext) -> Result<Rendered, RenderError> {
     let public = ctx.public();
     let mut ex = exec::Exec {
         public: &public,
@@ -311,7 +297,7 @@ pub fn render_pongo2(text: &str, ctx: &RenderContext) -> Result<Rendered, Render
         private,
         autoescape: true,
     };
-    ex.nodes(&nodes, &mut scope)?;
+    ex.nodes(nodes, &mut scope)?;
     Ok(Rendered {
         output: ex.out,
         notes: ex.notes,

@@ -11,31 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=bench/data
 mkdir -p "$D"
-TAR=(tar --sort=name --mtime=@1704067200 --owner=0 --group=0 --numeric-owner --format=gnu)
-random() { { openssl enc -aes-128-ctr -nosalt -K 6c7864696d672d62656e63682d6b6579 -iv 0 -in /dev/zero 2>/dev/null || true; } | head -c "$1"; }
-metadata() {
-  mkdir -p "$1/templates"
-  cat > "$1/metadata.yaml" <<YAML
-architecture: x86_64
-creation_date: 1704067200
-properties:
-  description: Debian bookworm amd64 (bench)
-  os: debian
-  release: bookworm
-templates:
-  /etc/hostname:
-    when: [create, copy]
-    template: hostname.tpl
-YAML
-  echo '{{ instance.name }}' > "$1/templates/hostname.tpl"
-}
-if [ ! -s "$D/random-300M.tar.xz" ]; then
-  s=$D/work-300m; rm -rf "$s"; metadata "$s"; mkdir -p "$s/rootfs"
-  random 300000000 > "$s/rootfs/random.bin"
-  "${TAR[@]}" -cf - -C "$s" metadata.yaml templates rootfs | xz -T1 --lzma2=preset=0,dict=8MiB > "$D/random-300M.tar.xz.tmp"
-  mv "$D/random-300M.tar.xz.tmp" "$D/random-300M.tar.xz"
-  rm -rf "$s"
-fi
+# TAR, random, metadata, atomic and random_300m: the recipes of bench/make-inputs.sh.
+source bench/inputs-lib.sh
+random_300m
 if [ ! -s "$D/split-1g-rootfs.squashfs" ]; then
   s=$D/work-split-1g; rm -rf "$s"; metadata "$s"; mkdir -p "$s/rootfs/etc" "$s/rootfs/data"
   echo bench > "$s/rootfs/etc/hostname"
