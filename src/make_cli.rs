@@ -80,31 +80,6 @@ pub(crate) fn stem(p: &Path) -> String {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename: never a
-/// half-written file under the final name.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-}
 
 /// The core's inspection of a split pair (metadata bytes in memory, rootfs file streamed).
 pub(crate) fn inspect_split(meta: &[u8], meta_name: &str, rootfs: &Path) -> io::Result<Report> {
@@ -222,7 +197,7 @@ pub fn run_make(a: MakeArgs) -> io::Result<i32> {
     let lxc = make::import_command("lxc", &meta_s, &rootfs_s, Some(&alias));
     let incus = make::import_command("incus", &meta_s, &rootfs_s, Some(&alias));
     if bad.is_empty() {
-        write_atomic(&meta_path, &meta)?;
+        crate::stream::write_atomic(&meta_path, &meta)?;
     }
     let mut out = io::stdout().lock();
     if a.json {
@@ -452,7 +427,7 @@ pub fn run_repair(a: RepairArgs) -> io::Result<i32> {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let r = inspect_split(&meta, &name, rootfs)?;
         if problems(&r).is_empty() {
-            write_atomic(&path, &meta)?;
+            crate::stream::write_atomic(&path, &meta)?;
         }
         (path, r)
     } else {

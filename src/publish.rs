@@ -250,12 +250,7 @@ fn check_locally(file: &Path, rootfs: Option<&Path>) -> io::Result<String> {
         .sum::<io::Result<u64>>()?;
     let bar = checking_bar(total);
     let mut insp = Inspector::new(CoreOptions {
-        now: Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
-        ),
+        now: Some(crate::cli::now_unix()),
         names: [Some(base_name(file)), rootfs.map(base_name)],
         ..CoreOptions::default()
     });
@@ -264,10 +259,7 @@ fn check_locally(file: &Path, rootfs: Option<&Path>) -> io::Result<String> {
             insp.start_rootfs()
                 .map_err(|e| io::Error::other(format!("{e:?}")))?;
         }
-        read_all(p, |b| {
-            insp.push(b);
-            bar.inc(b.len() as u64);
-        })?;
+        crate::cli::pump(p, &bar, |b| insp.push(b), &mut || false)?;
     }
     bar.finish_and_clear();
     let report = insp.finish();
@@ -307,26 +299,10 @@ fn fingerprint_of(files: &[session::UploadFile]) -> io::Result<String> {
     let bar = checking_bar(total);
     let mut fp = Fingerprinter::new();
     for f in files {
-        read_all(&f.path, |b| {
-            fp.push(b);
-            bar.inc(b.len() as u64);
-        })?;
+        crate::cli::pump(&f.path, &bar, |b| fp.push(b), &mut || false)?;
     }
     bar.finish_and_clear();
     Ok(fp.finish())
-}
-
-fn read_all(path: &Path, mut f: impl FnMut(&[u8])) -> io::Result<()> {
-    let (mut file, _) = open(path)?;
-    let mut buf = vec![0u8; 128 << 10];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => f(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-        }
-    }
 }
 
 fn checking_bar(total: u64) -> ProgressBar {

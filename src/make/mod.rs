@@ -192,16 +192,7 @@ pub fn template_files(set: TemplateSet) -> Vec<(String, Vec<u8>)> {
 
 /// `lxc image import META ROOTFS --alias A`, the file names quoted for a POSIX shell.
 pub fn import_command(client: &str, meta: &str, rootfs: &str, alias: Option<&str>) -> String {
-    let q = |s: &str| {
-        if !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./:+=@,".contains(&b))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
+    let q = crate::findings::shell_quote;
     let mut cmd = format!("{client} image import {} {}", q(meta), q(rootfs));
     if let Some(a) = alias {
         cmd.push_str(&format!(" --alias {}", q(a)));

@@ -6,7 +6,7 @@
 
 use super::RewriteError;
 use crate::detect::Format;
-use sha2::{Digest, Sha256};
+use crate::Fingerprinter;
 use std::io::Write;
 
 /// Tar bytes handed to the encoder per call.
@@ -47,7 +47,7 @@ pub(super) struct Encoder {
     stage: Vec<u8>,
     /// Encoded bytes not yet handed to the caller.
     pub(super) out: Vec<u8>,
-    sha: Sha256,
+    sha: Fingerprinter,
     pub(super) bytes_out: u64,
     pub(super) tar_bytes: u64,
 }
@@ -112,7 +112,7 @@ impl Encoder {
             codec,
             stage: Vec::new(),
             out: Vec::new(),
-            sha: Sha256::new(),
+            sha: Fingerprinter::new(),
             bytes_out: 0,
             tar_bytes: 0,
         })
@@ -146,13 +146,13 @@ impl Encoder {
     }
 
     fn emit_plain(&mut self, data: &[u8]) {
-        self.sha.update(data);
+        self.sha.push(data);
         self.bytes_out += data.len() as u64;
         self.out.extend_from_slice(data);
     }
 
-    fn drain(out: &mut Vec<u8>, sha: &mut Sha256, bytes_out: &mut u64, from: &mut Vec<u8>) {
-        sha.update(&from[..]);
+    fn drain(out: &mut Vec<u8>, sha: &mut Fingerprinter, bytes_out: &mut u64, from: &mut Vec<u8>) {
+        sha.push(&from[..]);
         *bytes_out += from.len() as u64;
         if out.is_empty() {
             std::mem::swap(out, from);
@@ -202,7 +202,7 @@ impl Encoder {
                     }
                     .map_err(zstd_err)?;
                     let n = o.pos();
-                    sha.update(&buf[..n]);
+                    sha.push(&buf[..n]);
                     *bytes_out += n as u64;
                     out.extend_from_slice(&buf[..n]);
                     let done = if last {
@@ -220,7 +220,8 @@ impl Encoder {
     }
 
     /// Ends the stream; returns the SHA-256 of everything produced.
-    pub(super) fn finish(&mut self) -> Result<[u8; 32], RewriteError> {
+    /// The new fingerprint (SHA-256 of every byte written), as 64 lowercase hex digits.
+    pub(super) fn finish(&mut self) -> Result<String, RewriteError> {
         let stage = std::mem::take(&mut self.stage);
         if !matches!(self.codec, Codec::Plain) && !stage.is_empty() {
             self.encode_piece(&stage, false)?;
@@ -240,6 +241,6 @@ impl Encoder {
             }
         };
         Self::drain(&mut self.out, &mut self.sha, &mut self.bytes_out, &mut tail);
-        Ok(self.sha.clone().finalize().into())
+        Ok(std::mem::take(&mut self.sha).finish())
     }
 }

@@ -577,7 +577,7 @@ impl UnifiedRewrite {
         let sha = tail.enc.finish()?;
         let trailing_dropped = d.trailing().map_or(0, |t| t.len);
         let summary = RewriteSummary {
-            fingerprint: sha.iter().map(|b| format!("{b:02x}")).collect(),
+            fingerprint: sha,
             format: self.format.expect("started"),
             level: self.level,
             bytes_in: self.bytes_in,

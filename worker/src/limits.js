@@ -46,11 +46,6 @@ export function partBytes(env) {
   return n;
 }
 
-/** Seconds an upload session stays open without a stored part (`SESSION_TTL_SECONDS`, default a day). */
-export function sessionTtl(env) {
-  return positive(env, "SESSION_TTL_SECONDS", 86400);
-}
-
 /** The 413 for a request body over the cap; `route` says where a larger body belongs. */
 export function requestTooLarge(env, what = "The request body") {
   const limit = requestLimit(env);

@@ -98,22 +98,26 @@ async function routeSessions(request, env, ctx, path) {
 
 // --- D1 ------------------------------------------------------------------------------------------
 
-async function loadSession(db, id) {
-  const [s, files, parts] = await db.batch([
+/**
+ * The session, its files and (unless `parts: false`: a part upload, which needs none of them and
+ * would otherwise read every stored part row on every part) its stored parts.
+ */
+async function loadSession(db, id, { parts = true } = {}) {
+  const [s, files, stored] = await db.batch([
     db.prepare("SELECT * FROM upload_sessions WHERE id = ?").bind(id),
     db.prepare("SELECT role, name, size, r2_key, r2_upload_id FROM upload_files WHERE session_id = ? ORDER BY role = 'unified' DESC, role = 'metadata' DESC").bind(id),
-    db.prepare("SELECT role, part, size, etag FROM upload_parts WHERE session_id = ? ORDER BY role, part").bind(id),
+    ...(parts ? [db.prepare("SELECT role, part, size, etag FROM upload_parts WHERE session_id = ? ORDER BY role, part").bind(id)] : []),
   ]);
   const session = s.results[0];
   if (!session) return null;
   session.aliases = JSON.parse(session.aliases || "[]");
   session.files = files.results;
-  session.parts = parts.results;
+  session.parts = stored ? stored.results : [];
   return session;
 }
 
-async function requireSession(db, id) {
-  const s = await loadSession(db, id);
+async function requireSession(db, id, opts) {
+  const s = await loadSession(db, id, opts);
   if (!s) throw new HttpError(404, `No upload session ${id} (finished sessions are deleted by the sweep; create a new one)`);
   return s;
 }
@@ -304,7 +308,7 @@ async function putPart(request, env, id, role, partText) {
   const what = `Part ${quote(partText)} of ${role}`;
   checkDeclaredLength(request, env, what);
   const db = env.DB;
-  const s = await requireSession(db, id);
+  const s = await requireSession(db, id, { parts: false });
   if (s.status !== "open") throw new HttpError(409, `Upload session ${id} is ${s.status}, not open: parts can no longer be sent`);
   const f = s.files.find((x) => x.role === role);
   if (!f) throw new HttpError(400, `Upload session ${id} has no file ${quote(role)} (it has ${s.files.map((x) => x.role).join(", ")})`);
@@ -495,20 +499,17 @@ async function validateSession(env, id, runner, origin) {
       if (image) {
         await cleanup();
         await addAliases(db, image, s.aliases);
-        return await finish(200, { ...storedAnswer(origin, image, s.aliases), created: false });
+        return await finish(200, storedAnswer(origin, image, s.aliases));
       }
     }
 
     // Assemble each file from its parts (already assembled if this is a takeover).
     for (const f of s.files) {
       const parts = s.parts.filter((p) => p.role === f.role).map((p) => ({ partNumber: p.part, etag: p.etag }));
-      try {
-        await multipart(env, f).complete(parts);
-      } catch (e) {
-        const head = await env.IMAGES.head(f.r2_key);
-        if (!head) throw new HttpError(502, `R2 could not assemble ${f.role} from its ${parts.length} parts: ${e?.message ?? e}`);
-      }
+      // A takeover finds the object already assembled: complete() then fails and the head decides.
+      const failed = await multipart(env, f).complete(parts).then(() => null, (e) => e);
       const head = await env.IMAGES.head(f.r2_key);
+      if (!head && failed) throw new HttpError(502, `R2 could not assemble ${f.role} from its ${parts.length} parts: ${failed?.message ?? failed}`);
       if (!head || head.size !== f.size) {
         throw new HttpError(502, `The assembled ${f.role} is ${head?.size ?? "no"} bytes, the session declared ${f.size}`);
       }
