@@ -30,6 +30,9 @@ import { handleSessions, sweepSessions, validatingSessionIds } from "./sessions.
 import { FINGERPRINT, quote } from "./names.js";
 import { imageUrl } from "./answer.js";
 
+/** The Durable Object class of upload sessions (binding UPLOAD_SESSIONS in wrangler.jsonc). */
+export { UploadSession } from "./session-object.js";
+
 function methodNotAllowed(allow) {
   return text(405, `Method not allowed (allowed: ${allow})`, { allow });
 }

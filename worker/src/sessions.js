@@ -9,14 +9,18 @@
  *   DELETE /api/uploads/{id}                 abort
  *
  * Design (worker/README.md, "Upload sessions"): each file of the session is one R2 multipart
- * upload under `uploads/<id>/<role>`; a part request streams its body straight into
- * `uploadPart` (never buffered). The R2 binding cannot list a multipart upload's parts, so the
- * part numbers and ETags live in D1 (migrations/0002). Validation happens at completion: the R2
- * multipart uploads are completed and the assembled objects are streamed from R2 through the wasm
- * core — metadata, then rootfs — by `feed` and judged by `settleUpload`, the very code of the
- * single-request upload (upload.js). Only an acceptance under the gating target writes the index
- * rows; anything else deletes the objects and the part rows and keeps only the session row with
- * the Report (the status route answers 422 with it until the sweep deletes the row).
+ * upload under `uploads/<id>/<role>`; a part request streams its body into `uploadPart` (never
+ * buffered). The R2 binding cannot list a multipart upload's parts, so the part numbers and
+ * ETags live in D1 (migrations/0002). Every route of one session runs in that session's Durable
+ * Object (session-object.js, `UPLOAD_SESSIONS`), which validates while the parts arrive: parts
+ * are fed through the wasm core in order on their way into R2 (partfeed.js), so that `complete`
+ * mostly has the Report to read. What the core has not seen by then (parts out of order, an
+ * evicted object, a part re-sent after it was read) is read back from the assembled R2 objects
+ * — metadata, then rootfs, from where the feed stopped — by `feed`, and the image is judged by
+ * `settleUpload`, the very code of the single-request upload (upload.js). Only an acceptance
+ * under the gating target writes the index rows; anything else deletes the objects and the part
+ * rows and keeps only the session row with the Report (the status route answers 422 with it
+ * until the sweep deletes the row).
  *
  * Completion runs under `ctx.waitUntil` and keeps a heartbeat in D1 while it reads; a completion
  * whose invocation died (heartbeat older than STALE_MS) is taken over by the next `complete`
@@ -28,7 +32,7 @@ import { readLarge } from "./bodyread.js";
 import { clearAnswerCache, getImage } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken } from "./http.js";
 import { FINGERPRINT, checkAliasFree, quote, validateAliases, validateFilename } from "./names.js";
-import { expansionLimits, feed, gateTarget, settleUpload, storedAnswer, uploadLimit, uploadVerdict } from "./upload.js";
+import { earlyReject, expansionLimits, feed, gateTarget, settleUpload, storedAnswer, uploadLimit, uploadVerdict } from "./upload.js";
 import { MAX_PARTS, checkDeclaredLength, partBytes, requestLimit, requestTooLarge } from "./limits.js";
 
 /** The file roles a session may declare: LXD's multipart names (facts §3). */
@@ -57,10 +61,16 @@ export function sessionTtl(env) {
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** The session routes; every error is `{ "error": message }` JSON. */
-export async function handleSessions(request, env, ctx, path) {
+/**
+ * The session routes; every error is `{ "error": message }` JSON. In the worker (`feeder`
+ * null) a route of an existing session is passed to that session's Durable Object, which calls
+ * this again with its `PartFeeder`.
+ */
+export async function handleSessions(request, env, ctx, path, feeder = null) {
   try {
-    return await routeSessions(request, env, ctx, path);
+    const id = feeder ? null : SESSION_PATH.exec(path)?.[1];
+    if (id) return await sessionObject(env, id).fetch(request);
+    return await routeSessions(request, env, ctx, path, feeder);
   } catch (e) {
     if (e instanceof HttpError) return json(e.status, { error: e.message, ...(e.extra ?? {}) }, e.headers);
     if (e instanceof CoreError) return json(e.status, { error: e.message });
@@ -72,7 +82,14 @@ function methodNotAllowed(allow) {
   return json(405, { error: `Method not allowed (allowed: ${allow})` }, { allow });
 }
 
-async function routeSessions(request, env, ctx, path) {
+/** The Durable Object of session `id` (one per session, wherever its requests come from). */
+function sessionObject(env, id) {
+  const ns = env.UPLOAD_SESSIONS;
+  if (!ns) throw new HttpError(500, "The UPLOAD_SESSIONS Durable Object binding is missing (wrangler.jsonc durable_objects): upload sessions need it");
+  return ns.get(ns.idFromName(id));
+}
+
+async function routeSessions(request, env, ctx, path, feeder) {
   const method = request.method;
   if (path === "/api/uploads" || path === "/api/uploads/") {
     if (method !== "POST") return methodNotAllowed("POST");
@@ -82,18 +99,18 @@ async function routeSessions(request, env, ctx, path) {
   if (!m) throw new HttpError(404, `No upload route ${quote(path)} (sessions are /api/uploads/{uuid}[/complete | /{role}/{part}])`);
   const [, id, sub, part] = m;
   if (sub === undefined) {
-    if (method === "GET" || method === "HEAD") return sessionStatus(request, env, id);
-    if (method === "DELETE") return deleteSession(request, env, id);
+    if (method === "GET" || method === "HEAD") return sessionStatus(request, env, id, feeder);
+    if (method === "DELETE") return deleteSession(request, env, id, feeder);
     return methodNotAllowed("GET, HEAD, DELETE");
   }
   if (sub === "complete") {
     if (part !== undefined) throw new HttpError(404, `No upload route ${quote(path)}`);
     if (method !== "POST") return methodNotAllowed("POST");
-    return completeSession(request, env, ctx, id);
+    return completeSession(request, env, ctx, id, feeder);
   }
   if (part === undefined) throw new HttpError(404, `No upload route ${quote(path)}: a part is PUT to /api/uploads/${id}/${sub}/{part number}`);
   if (method !== "PUT") return methodNotAllowed("PUT");
-  return putPart(request, env, id, sub, part);
+  return putPart(request, env, id, sub, part, feeder);
 }
 
 // --- D1 ------------------------------------------------------------------------------------------
@@ -140,6 +157,21 @@ function sessionView(s) {
     expiresAt: new Date(s.expires_at * 1000).toISOString(),
   };
   return view;
+}
+
+/** The session's files as the core reads them, for the part feed: `[{role, size, parts}]`. */
+function feedOrder(s) {
+  return s.files.map((f) => ({ role: f.role, size: f.size, parts: partCount(f.size, s.part_bytes) }));
+}
+
+/** A fresh inspection of the session's image (its file names, split type, expansion limits). */
+function sessionInspection(env, s) {
+  const split = s.files.length === 2;
+  return new Inspection({
+    names: s.files.map((f) => f.name ?? null),
+    splitType: split ? (s.files[1].role === "rootfs.img" ? "virtual-machine" : "container") : null,
+    ...expansionLimits(env),
+  });
 }
 
 function partCount(size, part) {
@@ -303,7 +335,7 @@ async function createSession(request, env) {
 
 // --- parts ---------------------------------------------------------------------------------------
 
-async function putPart(request, env, id, role, partText) {
+async function putPart(request, env, id, role, partText, feeder) {
   await requireToken(request, env);
   const what = `Part ${quote(partText)} of ${role}`;
   checkDeclaredLength(request, env, what);
@@ -322,35 +354,85 @@ async function putPart(request, env, id, role, partText) {
   if (declared !== null && Number(declared) !== expected) throw sizeError(`Content-Length ${declared}`);
   if (!request.body) throw sizeError("no body");
 
-  let body = request.body;
+  // A body of unknown length is counted on its way into a stream of the length R2 needs, which
+  // fails the part if the body turns out shorter or longer.
+  const limit = requestLimit(env);
   let seen = 0;
-  if (declared === null) {
-    // A body of unknown length: counted on the way into a stream of the length R2 needs, which
-    // fails the part if the body turns out shorter or longer.
-    const limit = requestLimit(env);
-    const counting = new TransformStream({
-      transform(chunk, c) {
-        seen += chunk.byteLength;
-        if (seen > limit) return c.error(requestTooLarge(env, what));
-        if (seen > expected) return c.error(sizeError(`more than ${expected} bytes`));
-        c.enqueue(chunk);
-      },
-      flush(c) {
-        if (seen !== expected) c.error(sizeError(`${seen} bytes`));
-      },
-    });
-    const fixed = new FixedLengthStream(expected);
-    body.pipeThrough(counting).pipeTo(fixed.writable).catch(() => {});
-    body = fixed.readable;
-  }
+  const countBytes = (n) => {
+    seen += n;
+    if (seen > limit) throw requestTooLarge(env, what);
+    if (seen > expected) throw sizeError(`more than ${expected} bytes`);
+  };
   let uploaded;
+  let stored = false;
+  let ticket = null;
   try {
-    uploaded = await multipart(env, f).uploadPart(n, body);
-  } catch (e) {
-    if (declared === null && seen !== expected) {
-      throw seen > requestLimit(env) ? requestTooLarge(env, what) : sizeError(seen > expected ? `more than ${expected} bytes` : `${seen} bytes`);
+    if (feeder) {
+      const gate = gateTarget(env);
+      const early = gate === referenceTarget() ? earlyReject : () => false;
+      ticket = await feeder.admit(feedOrder(s), role, n, {
+        newInspection: () => sessionInspection(env, s),
+        loadStored: async () => (await db.prepare("SELECT role, part FROM upload_parts WHERE session_id = ?").bind(id).all()).results.map((r) => `${r.role}/${r.part}`),
+        early,
+      });
     }
-    throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
+    if (ticket) {
+      // Fed to the core on its way into R2: each piece goes to R2 first, and the core reads it
+      // while R2 takes it.
+      const fixed = new FixedLengthStream(expected);
+      const upload = multipart(env, f).uploadPart(n, fixed.readable);
+      upload.catch(() => {});
+      const writer = fixed.writable.getWriter();
+      try {
+        for await (const chunk of readLarge(request.body)) {
+          countBytes(chunk.byteLength);
+          const wrote = writer.write(chunk);
+          ticket.push(chunk);
+          await wrote;
+        }
+        if (seen !== expected) throw sizeError(`${seen} bytes`);
+        await writer.close();
+      } catch (e) {
+        await writer.abort(e).catch(() => {});
+        throw e instanceof HttpError || e instanceof CoreError ? e : new HttpError(400, `Part ${n} of ${role}: the request body ended with an error (${e?.message ?? e})`);
+      }
+      uploaded = await upload.catch((e) => {
+        throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
+      });
+    } else {
+      let body = request.body;
+      if (declared === null) {
+        const counting = new TransformStream({
+          transform(chunk, c) {
+            try {
+              countBytes(chunk.byteLength);
+            } catch (e) {
+              return c.error(e);
+            }
+            c.enqueue(chunk);
+          },
+          flush(c) {
+            if (seen !== expected) c.error(sizeError(`${seen} bytes`));
+          },
+        });
+        const fixed = new FixedLengthStream(expected);
+        body.pipeThrough(counting).pipeTo(fixed.writable).catch(() => {});
+        body = fixed.readable;
+      }
+      try {
+        uploaded = await multipart(env, f).uploadPart(n, body);
+      } catch (e) {
+        if (declared === null && seen !== expected) {
+          throw seen > limit ? requestTooLarge(env, what) : sizeError(seen > expected ? `more than ${expected} bytes` : `${seen} bytes`);
+        }
+        throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
+      }
+    }
+    stored = true;
+    ticket?.done(uploaded.etag);
+  } finally {
+    if (!stored) ticket?.fail();
+    feeder?.release(role, n, stored);
   }
   const expires = now() + sessionTtl(env);
   try {
@@ -375,10 +457,12 @@ function finishedAnswer(s) {
   return { status: s.result_status, body, headers };
 }
 
-async function sessionStatus(request, env, id) {
+async function sessionStatus(request, env, id, feeder) {
   await requireToken(request, env);
   const s = await requireSession(env.DB, id);
   const view = sessionView(s);
+  // How much of the image the core has read in order while the parts arrived.
+  if (s.status === "open") view.validatedBytes = feeder?.validatedBytes ?? 0;
   if (s.status === "complete") return json(200, { ...view, image: finishedAnswer(s).body });
   if (s.status === "rejected") {
     const a = finishedAnswer(s);
@@ -387,8 +471,9 @@ async function sessionStatus(request, env, id) {
   return json(200, view);
 }
 
-async function deleteSession(request, env, id) {
+async function deleteSession(request, env, id, feeder) {
   await requireToken(request, env);
+  feeder?.reset();
   const db = env.DB;
   const s = await requireSession(db, id);
   if (s.status === "validating") throw new HttpError(409, `Upload session ${id} is being validated; ask again when it is complete or rejected`);
@@ -403,7 +488,7 @@ async function deleteSession(request, env, id) {
 
 // --- complete ------------------------------------------------------------------------------------
 
-async function completeSession(request, env, ctx, id) {
+async function completeSession(request, env, ctx, id, feeder) {
   await requireToken(request, env);
   const db = env.DB;
   const origin = publicOrigin(request, env);
@@ -452,7 +537,7 @@ async function completeSession(request, env, ctx, id) {
     }
     if (!took) continue; // someone else changed it first: look again
     // The validation must finish (or clean up) even if the client goes away.
-    const p = validateSession(env, id, runner, origin);
+    const p = validateSession(env, id, runner, origin, feeder);
     ctx.waitUntil(p.catch(() => {}));
     const a = await p;
     return json(a.status, a.body, a.headers);
@@ -462,10 +547,11 @@ async function completeSession(request, env, ctx, id) {
 class LostRun extends Error {}
 
 /**
- * Assembles the session's objects in R2, streams them through the core and settles the upload.
- * Owned by `runner` (D1); gives up silently if another invocation took the validation over.
+ * Assembles the session's objects in R2, streams through the core what the part feed has not
+ * read (all of it without a feed) and settles the upload. Owned by `runner` (D1); gives up
+ * silently if another invocation took the validation over.
  */
-async function validateSession(env, id, runner, origin) {
+async function validateSession(env, id, runner, origin, feeder) {
   const db = env.DB;
   const s = await requireSession(db, id);
   let last = Date.now();
@@ -492,11 +578,11 @@ async function validateSession(env, id, runner, origin) {
   let inspection = null;
   try {
     const gate = gateTarget(env);
-    const expansion = expansionLimits(env);
     // Re-sending an image that is already stored: a no-op (as a repeated upload; aliases added).
     if (s.fingerprint) {
       const image = await getImage(db, s.fingerprint);
       if (image) {
+        feeder?.reset();
         await cleanup();
         await addAliases(db, image, s.aliases);
         return await finish(200, storedAnswer(origin, image, s.aliases));
@@ -516,23 +602,20 @@ async function validateSession(env, id, runner, origin) {
       await beat();
     }
 
-    const split = s.files.length === 2;
-    inspection = new Inspection({
-      names: s.files.map((f) => f.name ?? null),
-      splitType: split ? (s.files[1].role === "rootfs.img" ? "virtual-machine" : "container") : null,
-      ...expansion,
-    });
+    // The core's read of the parts as they arrived, if it read the very parts assembled.
+    const resume = feeder?.take(s.parts) ?? null;
+    inspection = resume ? resume.inspection : sessionInspection(env, s);
     const early = gate === referenceTarget();
-    let rejectedEarly = false;
-    for (const f of s.files) {
-      if (f.role !== "unified" && f.role !== "metadata") inspection.startRootfs();
-      const obj = await env.IMAGES.get(f.r2_key);
+    let rejectedEarly = resume?.rejectedEarly ?? false;
+    for (let i = resume?.file ?? 0; i < s.files.length && !rejectedEarly; i++) {
+      const f = s.files[i];
+      const offset = i === resume?.file ? resume.offset : 0;
+      if (f.role !== "unified" && f.role !== "metadata" && !resume?.rootfsStarted) inspection.startRootfs();
+      if (offset === f.size) continue;
+      const obj = await env.IMAGES.get(f.r2_key, offset ? { range: { offset } } : undefined);
       if (!obj) throw new HttpError(502, `The assembled ${f.role} (${f.r2_key}) is missing from R2`);
       rejectedEarly = await feed(inspection, beating(readLarge(obj.body, { reuse: true }), beat), { early });
-      if (rejectedEarly) {
-        await obj.body.cancel().catch(() => {});
-        break;
-      }
+      if (rejectedEarly) await obj.body.cancel().catch(() => {});
     }
     const report = rejectedEarly ? inspection.finishEarly() : inspection.finish();
     inspection = null;

@@ -351,7 +351,7 @@ export function uploadOutcome(report, verdict) {
  * an image lxdimg cannot judge is not stored either). Once the verdict is known to be an
  * acceptance it is not asked again.
  */
-function earlyReject(inspection) {
+export function earlyReject(inspection) {
   if (inspection.settledAccepted) return false;
   if (!inspection.verdictKnown) return false;
   const v = inspection.verdict;

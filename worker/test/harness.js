@@ -142,6 +142,7 @@ export async function start(bindings = {}, { direct = false } = {}) {
     modulesRoot: BUILD,
     compatibilityDate: "2026-04-01",
     r2Buckets: ["IMAGES"],
+    durableObjects: { UPLOAD_SESSIONS: "UploadSession" },
     d1Databases: ["DB"],
     bindings: { UPLOAD_TOKEN: TOKEN, MAX_UPLOAD_BYTES: String(64 << 20), PUBLIC_URL: "", ...bindings },
     host: "127.0.0.1",
