@@ -6,9 +6,13 @@
 //                               with the client's uplink capped at each of RATES Mbit/s
 //   {"kind":"paced", ...}       (the same bytes/s for both routes: a token bucket the session's
 //                               parallel parts share), best of PACED_RUNS each
-//   {"kind":"validate", ...}    per image: workerd CPU time and wall time of `complete` (assemble
-//                               the R2 objects, stream them through the core), CPU ms per MB,
-//                               peak RSS of the workerd process during it, the core's wasm memory
+//   {"kind":"validate", ...}    per image and way of sending: workerd CPU time of the part
+//                               requests (largest one, all) and of `complete`, CPU ms per MB of
+//                               the whole session, peak RSS of the workerd process, the core's
+//                               wasm memory. "in order": one part at a time, ascending — the core
+//                               reads each part as it arrives (the session's Durable Object);
+//                               "part 1 last": the others first, then part 1 — they are stored
+//                               unread, and `complete` reads them back from R2 (the fallback)
 // node sessions.mjs --throughput FILE [--validate NAME FILE [ROOTFS]]...
 import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -90,23 +94,33 @@ function resetPeak() {
   }
 }
 
-/** An upload session: create, parts (JOBS at a time), complete. Returns timings. */
-async function session(files, aliases = [], pace = null) {
+/**
+ * An upload session: create, parts (`jobs` at a time, ascending; `firstLast`: part 1 of the
+ * first file after all the others), complete. Returns timings and workerd CPU (per part when
+ * `jobs` is 1).
+ */
+async function session(files, aliases = [], pace = null, { jobs = JOBS, firstLast = false } = {}) {
   const t0 = performance.now();
   const s = ok(await request("POST", "/api/uploads", Buffer.from(JSON.stringify({ files: files.map((f) => ({ role: f.role, size: f.data.length, name: f.name })), aliases })), { "content-type": "application/json" }), "create");
   const queue = [];
   for (const f of s.files) for (let n = 1; n <= f.parts; n++) queue.push([f.role, n]);
+  if (firstLast) queue.push(queue.shift());
   const data = Object.fromEntries(files.map((f) => [f.role, f.data]));
   resetPeak();
+  const partCpu = [];
+  const cpuParts0 = w.cpuMs();
   await Promise.all(
-    Array.from({ length: JOBS }, async () => {
+    Array.from({ length: jobs }, async () => {
       for (let job; (job = queue.shift()); ) {
         const [role, n] = job;
         const body = data[role].subarray((n - 1) * s.partBytes, Math.min(data[role].length, n * s.partBytes));
+        const c0 = w.cpuMs();
         ok(await request("PUT", `/api/uploads/${s.id}/${role}/${n}`, body, {}, pace), `part ${role} ${n}`);
+        if (jobs === 1) partCpu.push(w.cpuMs() - c0);
       }
     }),
   );
+  const partsCpuMs = w.cpuMs() - cpuParts0;
   const partsPeak = peakKb();
   const t1 = performance.now();
   resetPeak();
@@ -114,7 +128,7 @@ async function session(files, aliases = [], pace = null) {
   const answer = ok(await request("POST", `/api/uploads/${s.id}/complete`), "complete");
   const cpu = w.cpuMs() - cpu0;
   const t2 = performance.now();
-  return { seconds: (t2 - t0) / 1000, partsSeconds: (t1 - t0) / 1000, completeSeconds: (t2 - t1) / 1000, completeCpuMs: cpu, partsPeakKb: partsPeak, completePeakKb: peakKb(), answer };
+  return { seconds: (t2 - t0) / 1000, partsSeconds: (t1 - t0) / 1000, completeSeconds: (t2 - t1) / 1000, completeCpuMs: cpu, partsCpuMs, partCpu, partsPeakKb: partsPeak, completePeakKb: peakKb(), answer };
 }
 
 async function single(data, pace = null) {
@@ -181,20 +195,30 @@ try {
       const roles = files.length === 1 ? ["unified"] : ["metadata", "rootfs"];
       const list = files.map((f, k) => ({ role: roles[k], data: readFileSync(f), name: path.basename(f) }));
       const bytes = list.reduce((a, f) => a + f.data.length, 0);
-      const s = await session(list);
-      const version = JSON.parse((await request("GET", "/api/version")).text);
-      console.log(JSON.stringify({
-        kind: "validate",
-        name,
-        bytes,
-        accepted: s.answer.report?.verdicts?.["lxd-5.0"]?.accepted ?? null,
-        complete_cpu_ms: s.completeCpuMs,
-        complete_wall_s: s.completeSeconds,
-        cpu_ms_per_mb: s.completeCpuMs / (bytes / 1e6),
-        parts_peak_rss_mb: s.partsPeakKb / 1024,
-        complete_peak_rss_mb: s.completePeakKb / 1024,
-        core_wasm_memory_mb: (version.core_memory_bytes ?? 0) / 2 ** 20,
-      }));
+      for (const firstLast of [false, true]) {
+        const s = await session(list, [], null, { jobs: 1, firstLast });
+        const version = JSON.parse((await request("GET", "/api/version")).text);
+        log(`${name}, ${firstLast ? "part 1 last" : "in order"}: parts ${s.partsSeconds.toFixed(1)} s (${Math.round(s.partsCpuMs)} ms CPU), complete ${s.completeSeconds.toFixed(1)} s (${Math.round(s.completeCpuMs)} ms CPU)`);
+        console.log(JSON.stringify({
+          kind: "validate",
+          name,
+          sent: firstLast ? "part 1 last" : "in order",
+          bytes,
+          parts: s.partCpu.length,
+          accepted: s.answer.report?.verdicts?.["lxd-5.0"]?.accepted ?? null,
+          part_cpu_ms_max: Math.max(...s.partCpu),
+          parts_cpu_ms: s.partsCpuMs,
+          complete_cpu_ms: s.completeCpuMs,
+          complete_wall_s: s.completeSeconds,
+          cpu_ms_per_mb: (s.partsCpuMs + s.completeCpuMs) / (bytes / 1e6),
+          parts_peak_rss_mb: s.partsPeakKb / 1024,
+          complete_peak_rss_mb: s.completePeakKb / 1024,
+          core_wasm_memory_mb: (version.core_memory_bytes ?? 0) / 2 ** 20,
+        }));
+        // The next round sends the same image again: delete it (its objects, its rows).
+        const fp = s.answer.fingerprint;
+        if (fp) ok(await request("DELETE", `/api/images/${fp}`), "delete");
+      }
     }
   }
 } finally {

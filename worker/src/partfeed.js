@@ -148,9 +148,24 @@ export class PartFeeder {
       return this.#claim(feed, k);
     }
     let missingSince = null;
+    let firstStored = null;
+    const first = key(order[0].role, 1);
+    const waitMissing = () => {
+      missingSince ??= this.now();
+      return this.now() - missingSince < this.graceMs;
+    };
     for (;;) {
       const f = this.feed;
-      if (!f || f.dropped || f.stopped || f.done) return null;
+      if (!f) {
+        // No feed yet: the first part may be on its way (parallel parts start in any order) —
+        // unless it is stored already (this object is new to a session under way).
+        firstStored ??= (await loadStored()).includes(first);
+        if (firstStored) return null;
+        if (!this.inflight.has(first) && !waitMissing()) return null;
+        await this.#wait();
+        continue;
+      }
+      if (f.dropped || f.stopped || f.done) return null;
       if (f.nextKey() === k) {
         if (!f.active) return this.#claim(f, k);
       } else {
@@ -168,8 +183,7 @@ export class PartFeeder {
           missing = true;
         }
         if (missing) {
-          missingSince ??= this.now();
-          if (this.now() - missingSince >= this.graceMs) return null;
+          if (!waitMissing()) return null;
         } else {
           missingSince = null;
           // Every part before it is on its way: wait while the one being fed moves.

@@ -11,6 +11,22 @@ import { handleSessions } from "./sessions.js";
 import { PartFeeder } from "./partfeed.js";
 import { json } from "./http.js";
 import { quote } from "./names.js";
+import { readLarge } from "./bodyread.js";
+import { requestLimit } from "./limits.js";
+
+/** Reads a body to its end and drops it; past `limit` bytes it is cancelled instead. */
+async function drain(body, limit) {
+  let n = 0;
+  try {
+    for await (const chunk of readLarge(body, { reuse: true })) {
+      n += chunk.byteLength;
+      if (n > limit) break;
+    }
+  } catch {
+    return; // the client went away
+  }
+  if (n > limit) await body.cancel().catch(() => {});
+}
 
 export class UploadSession extends DurableObject {
   constructor(ctx, env) {
@@ -26,6 +42,11 @@ export class UploadSession extends DurableObject {
       return json(400, { error: `Malformed URL path: ${quote(new URL(request.url).pathname)}` });
     }
     if (!path.startsWith("/api/uploads/")) return json(404, { error: `No upload route ${quote(path)}` });
-    return handleSessions(request, this.env, this.ctx, path, this.feeder);
+    const response = await handleSessions(request, this.env, this.ctx, path, this.feeder);
+    // A part refused before its body was read: the body is read and dropped before the answer,
+    // as the runtime does for a worker's own request (the client's connection is then free for
+    // its next request; a body left unread here would hold it).
+    if (request.body && !request.bodyUsed) await drain(request.body, requestLimit(this.env));
+    return response;
   }
 }

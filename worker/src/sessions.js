@@ -69,7 +69,7 @@ const now = () => Math.floor(Date.now() / 1000);
 export async function handleSessions(request, env, ctx, path, feeder = null) {
   try {
     const id = feeder ? null : SESSION_PATH.exec(path)?.[1];
-    if (id) return await sessionObject(env, id).fetch(request);
+    if (id) return await sessionObject(env, id).fetch(request.method === "PUT" ? request : await withoutBody(request));
     return await routeSessions(request, env, ctx, path, feeder);
   } catch (e) {
     if (e instanceof HttpError) return json(e.status, { error: e.message, ...(e.extra ?? {}) }, e.headers);
@@ -80,6 +80,25 @@ export async function handleSessions(request, env, ctx, path, feeder = null) {
 
 function methodNotAllowed(allow) {
   return json(405, { error: `Method not allowed (allowed: ${allow})` }, { allow });
+}
+
+/**
+ * The request without its body: only a part (PUT) has one to pass on, and a body the object
+ * never reads would be left for the runtime to pump after the answer. The routes take no body
+ * (clients send `{}` or nothing): it is read here and dropped, up to MAX_JSON bytes.
+ */
+async function withoutBody(request) {
+  if (request.body) {
+    let n = 0;
+    for await (const chunk of readLarge(request.body, { reuse: true })) {
+      n += chunk.byteLength;
+      if (n > MAX_JSON) throw new HttpError(413, `${request.method} ${new URL(request.url).pathname} takes no body (over ${MAX_JSON} bytes were sent)`);
+    }
+  }
+  const headers = new Headers(request.headers);
+  headers.delete("content-length");
+  headers.delete("transfer-encoding");
+  return new Request(request.url, { method: request.method, headers });
 }
 
 /** The Durable Object of session `id` (one per session, wherever its requests come from). */
@@ -461,8 +480,9 @@ async function sessionStatus(request, env, id, feeder) {
   await requireToken(request, env);
   const s = await requireSession(env.DB, id);
   const view = sessionView(s);
-  // How much of the image the core has read in order while the parts arrived.
-  if (s.status === "open") view.validatedBytes = feeder?.validatedBytes ?? 0;
+  // How much of the image the core has read in order while the parts arrived (null: none of
+  // it; `complete` reads from R2 what the core has not read).
+  if (s.status === "open") view.validatedBytes = feeder?.validatedBytes ?? null;
   if (s.status === "complete") return json(200, { ...view, image: finishedAnswer(s).body });
   if (s.status === "rejected") {
     const a = finishedAnswer(s);

@@ -8,9 +8,10 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { start, images, sha256, auth, IMAGES, WORKER } from "./harness.js";
+import { start, images, sha256, auth, cliReport, IMAGES, WORKER } from "./harness.js";
+import { GRACE_MS } from "../src/partfeed.js";
 
 const MiB = 1024 * 1024;
 const X86 = { "Lxd-Server-Architectures": "x86_64, i686" };
@@ -104,6 +105,20 @@ async function sendAll(c, session, data, order = (k) => [...Array(k).keys()].map
       assert.equal(r.status, 200, `${f.role} part ${n}: ${await r.clone().text()}`);
     }
   }
+}
+
+/** Sends every part, `jobs` requests at a time, in ascending order (as lxdimg publish does). */
+async function sendParallel(c, session, data, jobs) {
+  const queue = session.files.flatMap((f) => [...Array(f.parts).keys()].map((i) => [f.role, i + 1]));
+  await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      for (let job; (job = queue.shift()); ) {
+        const [role, n] = job;
+        const r = await c.put(session.id, role, n, slice(data[role], session.partBytes, n));
+        assert.equal(r.status, 200, `${role} part ${n}: ${await r.clone().text()}`);
+      }
+    }),
+  );
 }
 
 /** The session tables' rows for one session (or all). */
@@ -408,6 +423,8 @@ describe("upload sessions, small parts", () => {
     r = await c.create(files, { aliases: ["vm"] });
     s = await r.json();
     await sendAll(c, s, data);
+    // Sent in order: the core read metadata and rootfs as they arrived.
+    assert.equal((await (await c.status(s.id)).json()).validatedBytes, data.metadata.length + data["rootfs.img"].length);
     r = await c.complete(s.id);
     b = await r.json();
     assert.equal(r.status, 201, JSON.stringify(b).slice(0, 300));
@@ -416,6 +433,145 @@ describe("upload sessions, small parts", () => {
     assert.equal(b.fingerprint, sha256(data.metadata, data["rootfs.img"]));
     const st = await w.consistent();
     assert.deepEqual(st.files.filter((f) => f.fingerprint === b.fingerprint).map((f) => f.r2_key).sort(), [`uploads/${s.id}/metadata`, `uploads/${s.id}/rootfs`]);
+  });
+
+  it("parts sent in parallel are read by the core as they arrive; out of order, complete reads the rest: the same Report", async () => {
+    const c = client(w);
+    const data = img("large-24m.tar.gz");
+    const files = [{ role: "unified", size: data.length, name: "large-24m.tar.gz" }];
+    // Four at a time, as lxdimg publish --jobs 4 sends them.
+    let s = await (await c.create(files, { aliases: ["fed"] })).json();
+    await sendParallel(c, s, { unified: data }, 4);
+    let st = await (await c.status(s.id)).json();
+    assert.equal(st.validatedBytes, data.length, "the whole image was read before complete");
+    let r = await c.complete(s.id);
+    const fed = await r.json();
+    assert.equal(r.status, 201, JSON.stringify(fed).slice(0, 300));
+    assert.equal(fed.fingerprint, sha256(data));
+
+    // The same image with part 1 last: the others wait for it, give up, and are stored unread;
+    // part 1 is read, and complete reads parts 2.. from the assembled object (a ranged read).
+    s = await (await c.create(files, { aliases: ["unfed"] })).json();
+    const t0 = Date.now();
+    await Promise.all([2, 3, 4, 5].map(async (n) => assert.equal((await c.put(s.id, "unified", n, slice(data, PB, n))).status, 200)));
+    assert.ok(Date.now() - t0 >= GRACE_MS, "parts ahead waited for part 1");
+    assert.equal((await c.put(s.id, "unified", 1, slice(data, PB, 1))).status, 200);
+    st = await (await c.status(s.id)).json();
+    assert.equal(st.validatedBytes, PB, "only part 1 was read as it arrived");
+    r = await c.complete(s.id);
+    const unfed = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(unfed).slice(0, 300));
+    assert.equal(unfed.created, false);
+    assert.deepEqual(unfed.report, fed.report, "the Report does not depend on when the core read the bytes");
+    const cli = cliReport("large-24m.tar.gz");
+    if (cli) assert.equal(fed.report.verdicts["lxd-5.0"].accepted, cli.verdicts["lxd-5.0"].accepted);
+    await w.consistent();
+  });
+
+  it("a part sent again with other bytes after the core read it: the Report is of the bytes stored", async () => {
+    const c = client(w);
+    const data = img("large-24m.tar.gz");
+    const garbage = Buffer.alloc(PB, 0x5a);
+    const files = [{ role: "unified", size: data.length }];
+    // Wrong part 2 read in order, then the right one: accepted, the right fingerprint.
+    let s = await (await c.create(files)).json();
+    for (const n of [1, 2, 3, 4, 5]) assert.equal((await c.put(s.id, "unified", n, n === 2 ? garbage : slice(data, PB, n))).status, 200);
+    assert.equal((await (await c.status(s.id)).json()).validatedBytes, data.length);
+    assert.equal((await c.put(s.id, "unified", 2, slice(data, PB, 2))).status, 200);
+    let r = await c.complete(s.id);
+    let b = await r.json();
+    // (201, or 200 when an earlier test stored this image already.)
+    assert.ok(r.status === 201 || r.status === 200, JSON.stringify(b).slice(0, 300));
+    assert.equal(b.fingerprint, sha256(data));
+    assert.equal(b.report.verdicts["lxd-5.0"].accepted, true);
+    assert.deepEqual(b.report.findings.filter((f) => f.severity === "error"), []);
+
+    // Right bytes read in order, then part 3 replaced by garbage: judged as stored — the gzip
+    // stream is broken there (LXD imports it, as a single request's Report says; `lxc launch`
+    // would fail, and the answer warns so).
+    const bad = Buffer.from(data);
+    garbage.copy(bad, 2 * PB);
+    s = await (await c.create(files)).json();
+    for (const n of [1, 2, 3, 4, 5]) assert.equal((await c.put(s.id, "unified", n, slice(data, PB, n))).status, 200);
+    assert.equal((await c.put(s.id, "unified", 3, garbage)).status, 200);
+    r = await c.complete(s.id);
+    b = await r.json();
+    assert.equal(r.status, 201, JSON.stringify(b).slice(0, 300));
+    assert.equal(b.fingerprint, sha256(bad));
+    const decode = b.report.findings.find((f) => f.code === "decode-error");
+    assert.ok(decode, JSON.stringify(b.report.findings));
+    // The same finding as the native CLI gives for these bytes.
+    writeFileSync(path.join(IMAGES, "session-bad-24m.tar.gz"), bad);
+    const cli = cliReport("session-bad-24m.tar.gz");
+    if (cli) assert.equal(decode.message, cli.findings.find((f) => f.code === "decode-error")?.message);
+    assert.match(b.warnings.join("\n"), /lxc launch would fail/);
+    await w.consistent();
+  });
+
+  it("a part cut off mid-body after the core read some of it: the feed is dropped, complete reads everything", async () => {
+    const c = client(w);
+    const data = img("large-24m.tar.gz");
+    const s = await (await c.create([{ role: "unified", size: data.length }], { aliases: ["cut"] })).json();
+    assert.equal((await c.put(s.id, "unified", 1, slice(data, PB, 1))).status, 200);
+    // Part 2: half its bytes, then the connection is dropped.
+    await new Promise((resolve) => {
+      const req = http.request(`${w.directUrl}/api/uploads/${s.id}/unified/2`, { method: "PUT", agent: false, headers: { ...auth, "content-length": PB } });
+      req.on("error", resolve);
+      req.on("response", resolve);
+      req.write(slice(data, PB, 2).subarray(0, PB / 2), () => setTimeout(() => req.destroy(), 300));
+    });
+    let st;
+    const t0 = Date.now();
+    do {
+      await new Promise((res) => setTimeout(res, 100));
+      st = await (await c.status(s.id)).json();
+    } while (st.validatedBytes !== null && Date.now() - t0 < 10000);
+    assert.equal(st.validatedBytes, null, "what the core read of part 2 is not stored anywhere");
+    assert.deepEqual(st.files[0].stored, [1]);
+    for (const n of [2, 3, 4, 5]) assert.equal((await c.put(s.id, "unified", n, slice(data, PB, n))).status, 200);
+    const r = await c.complete(s.id);
+    const b = await r.json();
+    assert.ok(r.status === 201 || r.status === 200, JSON.stringify(b).slice(0, 300));
+    assert.equal(b.fingerprint, sha256(data));
+    assert.equal(b.report.verdicts["lxd-5.0"].accepted, true);
+    await w.consistent();
+  });
+
+  it("one keep-alive connection: a part refused unread, complete with a body, then the next requests are answered", async () => {
+    // (Requests of a session go through its Durable Object: a body it does not read must not
+    // hold the client's connection.)
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const call = (method, p, body = null, headers = {}) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${w.directUrl}${p}`, { method, agent, headers: { ...auth, ...headers, ...(body ? { "content-length": body.length } : {}) } }, (res) => {
+          const bufs = [];
+          res.on("data", (d) => bufs.push(d));
+          res.on("end", () => resolve({ status: res.statusCode, socket: req.socket, text: Buffer.concat(bufs).toString() }));
+        });
+        req.setTimeout(15000, () => req.destroy(new Error(`${method} ${p}: no answer in 15 s`)));
+        req.on("error", reject);
+        req.end(body ?? undefined);
+      });
+    try {
+      const data = img("unified-i386.tar.gz");
+      let r = await call("POST", "/api/uploads", Buffer.from(JSON.stringify({ files: [{ role: "unified", size: data.length }] })), { "content-type": "application/json" });
+      assert.equal(r.status, 201);
+      const s = JSON.parse(r.text);
+      const socket = r.socket;
+      r = await call("PUT", `/api/uploads/${s.id}/unified/7`, Buffer.alloc(PB, 1));
+      assert.equal(r.status, 400);
+      r = await call("PUT", `/api/uploads/${s.id}/unified/1`, data);
+      assert.equal(r.status, 200, r.text);
+      r = await call("POST", `/api/uploads/${s.id}/complete`, Buffer.from("{}"), { "content-type": "application/json" });
+      assert.ok(r.status === 201 || r.status === 200, r.text);
+      r = await call("GET", `/api/uploads/${s.id}`);
+      assert.equal(r.status, 200);
+      assert.equal(r.socket, socket, "one connection throughout");
+      r = await call("GET", "/api/version");
+      assert.equal(r.status, 200);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("a rejected image: 422 + Report on complete and on the status route; nothing left in R2 or D1", async () => {

@@ -247,3 +247,174 @@ test("request cap and session part size from the environment (limits.js)", async
   assert.doesNotThrow(() => checkDeclaredLength(req(null), { MAX_REQUEST_BYTES: "1000" }));
   assert.throws(() => checkDeclaredLength(req(1001), { MAX_REQUEST_BYTES: "1000" }), (e) => e.status === 413);
 });
+
+// --- the part feed of upload sessions (partfeed.js), with a stand-in for the core --------------
+
+/** Records what the core would be given: pieces in order, rootfs starts, whether it was freed. */
+function fakeInspection() {
+  return {
+    log: [],
+    freed: false,
+    push(chunk) {
+      if (this.freed) throw new Error("pushed after free");
+      this.log.push(chunk.label);
+      return true;
+    },
+    startRootfs() {
+      this.log.push("|rootfs|");
+    },
+    free() {
+      this.freed = true;
+    },
+  };
+}
+
+const PIECE = 5;
+/** A part is two pieces of PIECE bytes, labelled `role n a|b` (with `v` for a re-sent version). */
+const pieces = (role, n, v = "") => ["a", "b"].map((x) => ({ byteLength: PIECE, label: `${role}${n}${x}${v}` }));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A feeder and what putPart gives it: a new fake inspection per feed, D1's stored parts. */
+async function feedHarness({ order, stored = [], graceMs = 300, stallMs = 30000, early = () => false }) {
+  const { PartFeeder } = await import("../src/partfeed.js");
+  const h = {
+    order,
+    feeder: new PartFeeder({ graceMs, stallMs }),
+    inspections: [],
+    stored: new Set(stored),
+    etags: new Map(),
+    opts: null,
+  };
+  h.opts = {
+    newInspection: () => {
+      h.inspections.push(fakeInspection());
+      return h.inspections.at(-1);
+    },
+    loadStored: async () => [...h.stored],
+    early,
+  };
+  /** Sends a part as putPart does: admit, pieces (a pause between), stored or failed, release. */
+  h.send = async (role, n, { v = "", fail = false, gapMs = 5 } = {}) => {
+    const t = await h.feeder.admit(order, role, n, h.opts);
+    let ok = false;
+    try {
+      for (const p of pieces(role, n, v)) {
+        t?.push(p);
+        await sleep(gapMs);
+        if (fail) throw new Error("the client went away");
+      }
+      ok = true;
+      const etag = `${role}${n}${v}`;
+      h.stored.add(`${role}/${n}`);
+      h.etags.set(`${role}/${n}`, etag);
+      t?.done(etag);
+    } catch {
+      // as putPart: the part is not stored
+    } finally {
+      if (!ok) t?.fail();
+      h.feeder.release(role, n, ok);
+    }
+    return !!t;
+  };
+  /** What complete takes, with the ETags "D1" holds. */
+  h.take = () => h.feeder.take([...h.etags].map(([k, etag]) => ({ role: k.split("/")[0], part: Number(k.split("/")[1]), etag })));
+  return h;
+}
+
+const UNIFIED3 = [{ role: "unified", size: 30, parts: 3 }];
+const labels = (role, ...ns) => ns.flatMap((n) => pieces(role, n).map((p) => p.label));
+
+test("part feed: parallel parts are fed in order as they arrive; complete takes the whole read", async () => {
+  const h = await feedHarness({ order: UNIFIED3 });
+  // Parts 3 and 2 start first (as --jobs 4 may start them), part 1 a little later: all fed.
+  const fed = await Promise.all([h.send("unified", 3), h.send("unified", 2), sleep(30).then(() => h.send("unified", 1))]);
+  assert.deepEqual(fed, [true, true, true]);
+  assert.equal(h.inspections.length, 1);
+  assert.deepEqual(h.inspections[0].log, labels("unified", 1, 2, 3));
+  assert.equal(h.feeder.validatedBytes, 30);
+  const r = h.take();
+  assert.equal(r.inspection, h.inspections[0]);
+  assert.deepEqual([r.file, r.offset, r.rejectedEarly], [1, 0, false]);
+  assert.equal(h.feeder.take([]), null, "taken once");
+});
+
+test("part feed: a split image feeds metadata, starts the rootfs once, then the rootfs parts", async () => {
+  const h = await feedHarness({ order: [{ role: "metadata", size: 10, parts: 1 }, { role: "rootfs", size: 20, parts: 2 }] });
+  const fed = await Promise.all([h.send("rootfs", 2), h.send("rootfs", 1), h.send("metadata", 1)]);
+  assert.deepEqual(fed, [true, true, true]);
+  assert.deepEqual(h.inspections[0].log, [...labels("metadata", 1), "|rootfs|", ...labels("rootfs", 1, 2)]);
+  const r = h.take();
+  assert.deepEqual([r.file, r.rootfsStarted], [2, true]);
+});
+
+test("part feed: a part ahead of a gap nobody sends waits GRACE, then is stored unread; complete goes on from the gap", async () => {
+  const h = await feedHarness({ order: UNIFIED3, graceMs: 200 });
+  assert.equal(await h.send("unified", 1), true);
+  const t0 = Date.now();
+  assert.equal(await h.send("unified", 3), false);
+  assert.ok(Date.now() - t0 >= 200, "waited for part 2");
+  // Part 2 comes later: still in order, fed; the feed then stops at part 3 (stored, not read).
+  assert.equal(await h.send("unified", 2), true);
+  assert.deepEqual(h.inspections[0].log, labels("unified", 1, 2));
+  const r = h.take();
+  assert.deepEqual([r.file, r.offset], [0, 20], "complete reads part 3 from the assembled object");
+});
+
+test("part feed: a part ahead of one already stored unread is not fed; a new first part starts over", async () => {
+  // Part 2 was stored before this object existed (an evicted object, a restarted runtime).
+  const h = await feedHarness({ order: UNIFIED3, stored: ["unified/2"] });
+  h.etags.set("unified/2", "unified2");
+  assert.equal(await h.send("unified", 3), false, "no feed: stored only");
+  assert.equal(await h.send("unified", 1), true, "the first part starts a feed");
+  assert.equal(await h.send("unified", 1, { v: "x" }), true, "sent again: a new feed from byte 0");
+  assert.equal(h.inspections.length, 2);
+  assert.equal(h.inspections[0].freed, true);
+  const r = h.take();
+  assert.equal(r.inspection, h.inspections[1]);
+  assert.deepEqual([r.file, r.offset], [0, 10]);
+  assert.deepEqual(h.inspections[1].log, labels("unified", 1).map((l) => l + "x"));
+});
+
+test("part feed: a part that fails half-read drops the feed; one that fails before a byte does not", async () => {
+  let h = await feedHarness({ order: UNIFIED3 });
+  assert.equal(await h.send("unified", 1), true);
+  assert.equal(await h.send("unified", 2, { fail: true }), true);
+  assert.equal(h.feeder.validatedBytes, null);
+  assert.equal(h.inspections[0].freed, true);
+  assert.equal(await h.send("unified", 2), false, "no feed any more");
+  assert.equal(h.take(), null, "complete reads everything");
+
+  // A part admitted but failed before its first byte: the next try is fed.
+  h = await feedHarness({ order: UNIFIED3 });
+  await h.send("unified", 1);
+  const t = await h.feeder.admit(UNIFIED3, "unified", 2, h.opts);
+  t.fail();
+  h.feeder.release("unified", 2, false);
+  assert.equal(await h.send("unified", 2), true);
+  assert.equal(h.feeder.validatedBytes, 20);
+});
+
+test("part feed: a part sent again after it was read gets a new ETag, and complete drops the feed", async () => {
+  const h = await feedHarness({ order: UNIFIED3 });
+  for (const n of [1, 2, 3]) await h.send("unified", n);
+  assert.equal(await h.send("unified", 2, { v: "x" }), false, "behind the feed: stored only");
+  assert.equal(h.take(), null);
+  assert.equal(h.inspections[0].freed, true);
+});
+
+test("part feed: parts ahead of a stalled part stop waiting after STALL; a known refusal stops reading", async () => {
+  let h = await feedHarness({ order: UNIFIED3, stallMs: 300 });
+  const t0 = Date.now();
+  const slow = h.send("unified", 1, { gapMs: 1500 });
+  await sleep(20);
+  assert.equal(await h.send("unified", 2), false);
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 300 && waited < 1400, `gave up after ${waited} ms`);
+  await slow;
+
+  h = await feedHarness({ order: UNIFIED3, early: (insp) => insp.log.length >= 1 });
+  for (const n of [1, 2, 3]) await h.send("unified", n);
+  assert.deepEqual(h.inspections[0].log, ["unified1a"]);
+  const r = h.take();
+  assert.equal(r.rejectedEarly, true);
+});
