@@ -45,8 +45,15 @@ export class UploadSession extends DurableObject {
     const response = await handleSessions(request, this.env, this.ctx, path, this.feeder);
     // A part refused before its body was read: the body is read and dropped before the answer,
     // as the runtime does for a worker's own request (the client's connection is then free for
-    // its next request; a body left unread here would hold it).
-    if (request.body && !request.bodyUsed) await drain(request.body, requestLimit(this.env));
+    // its next request; a body left unread here would hold it) — unless the client waits for
+    // `100 Continue` before sending it, or declared more than the cap (refused unread).
+    if (request.body && !request.bodyUsed) {
+      const limit = requestLimit(this.env);
+      const declared = request.headers.get("content-length");
+      const waiting = /100-continue/i.test(request.headers.get("expect") ?? "");
+      if (!waiting && !(declared !== null && Number(declared) > limit)) await drain(request.body, limit);
+      else request.body.cancel().catch(() => {});
+    }
     return response;
   }
 }
