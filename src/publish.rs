@@ -146,7 +146,8 @@ fn uploading_style() -> ProgressStyle {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// While the worker validates a session's files at completion (seconds per 100 MB).
+/// While the worker finishes a session (its Report; seconds per 100 MB when the parts came out
+/// of order and it reads them back).
 fn server_checking_style() -> ProgressStyle {
     ProgressStyle::with_template(
         "{spinner} all parts sent; the server is checking the image ({elapsed})",
