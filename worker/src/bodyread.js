@@ -43,3 +43,23 @@ export async function* readLarge(stream, { reuse = false } = {}) {
     reader.releaseLock();
   }
 }
+
+/**
+ * Reads a body to its end and drops it (a body the answer does not need, read so that the
+ * client's connection is free for its next request). Past `limit` bytes it stops and cancels
+ * the rest; returns false then, true if the whole body was read (or the client went away).
+ */
+export async function drain(body, limit) {
+  let n = 0;
+  try {
+    for await (const chunk of readLarge(body, { reuse: true })) {
+      n += chunk.byteLength;
+      if (n > limit) break;
+    }
+  } catch {
+    return true; // the client went away
+  }
+  if (n <= limit) return true;
+  await body.cancel().catch(() => {});
+  return false;
+}

@@ -13,7 +13,8 @@
  *   DELETE /api/images/{fp}                    delete an image (bearer token)
  *   DELETE /api/aliases/{alias}[?architecture=] remove an alias (bearer token)
  *   POST /api/uploads, PUT /api/uploads/{id}/{role}/{part}, GET|DELETE /api/uploads/{id},
- *   POST /api/uploads/{id}/complete            upload sessions (bearer token), see sessions.js
+ *   POST /api/uploads/{id}/complete            upload sessions (bearer token), see sessions.js;
+ *                                              a session's routes run in its Durable Object
  *   GET  /api/version
  *
  * Every request body is capped at MAX_REQUEST_BYTES (limits.js), as Cloudflare caps it.

@@ -11,22 +11,8 @@ import { handleSessions } from "./sessions.js";
 import { PartFeeder } from "./partfeed.js";
 import { json } from "./http.js";
 import { quote } from "./names.js";
-import { readLarge } from "./bodyread.js";
+import { drain } from "./bodyread.js";
 import { requestLimit } from "./limits.js";
-
-/** Reads a body to its end and drops it; past `limit` bytes it is cancelled instead. */
-async function drain(body, limit) {
-  let n = 0;
-  try {
-    for await (const chunk of readLarge(body, { reuse: true })) {
-      n += chunk.byteLength;
-      if (n > limit) break;
-    }
-  } catch {
-    return; // the client went away
-  }
-  if (n > limit) await body.cancel().catch(() => {});
-}
 
 export class UploadSession extends DurableObject {
   constructor(ctx, env) {

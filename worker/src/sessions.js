@@ -28,7 +28,7 @@
  * (`runner`, compare-and-set in D1).
  */
 import { Inspection, CoreError, referenceTarget } from "./core.js";
-import { readLarge } from "./bodyread.js";
+import { drain, readLarge } from "./bodyread.js";
 import { clearAnswerCache, getImage } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken } from "./http.js";
 import { FINGERPRINT, checkAliasFree, quote, validateAliases, validateFilename } from "./names.js";
@@ -88,12 +88,8 @@ function methodNotAllowed(allow) {
  * (clients send `{}` or nothing): it is read here and dropped, up to MAX_JSON bytes.
  */
 async function withoutBody(request) {
-  if (request.body) {
-    let n = 0;
-    for await (const chunk of readLarge(request.body, { reuse: true })) {
-      n += chunk.byteLength;
-      if (n > MAX_JSON) throw new HttpError(413, `${request.method} ${new URL(request.url).pathname} takes no body (over ${MAX_JSON} bytes were sent)`);
-    }
+  if (request.body && !(await drain(request.body, MAX_JSON))) {
+    throw new HttpError(413, `${request.method} ${new URL(request.url).pathname} takes no body (over ${MAX_JSON} bytes were sent)`);
   }
   const headers = new Headers(request.headers);
   headers.delete("content-length");
