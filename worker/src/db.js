@@ -110,6 +110,22 @@ export async function getFile(db, fingerprint, role) {
     .first();
 }
 
+/** The statements that point `aliases` at `image` for its architecture (an alias moves). */
+function aliasStatements(db, image, aliases) {
+  return aliases.map((name) =>
+    db
+      .prepare("INSERT INTO aliases (name, architecture, fingerprint) VALUES (?, ?, ?) ON CONFLICT (name, architecture) DO UPDATE SET fingerprint = excluded.fingerprint")
+      .bind(name, image.architecture, image.fingerprint),
+  );
+}
+
+/** Points `aliases` at an image already in the index (a repeated upload's or a session's aliases). */
+export async function addAliases(db, image, aliases) {
+  if (aliases.length === 0) return;
+  clearAnswerCache();
+  await db.batch(aliasStatements(db, image, aliases));
+}
+
 /**
  * Commits an accepted upload: the image row (unless the fingerprint is already indexed), its
  * files (only if this upload's image row is the one that exists) and the aliases (which move to
@@ -146,15 +162,7 @@ export async function commitImage(db, image, files, aliases) {
         .bind(image.fingerprint, f.role, f.name, f.size, f.sha256, f.compression, f.r2_key, image.fingerprint, image.upload_id),
     );
   }
-  for (const name of aliases) {
-    stmts.push(
-      db
-        .prepare(
-          "INSERT INTO aliases (name, architecture, fingerprint) VALUES (?, ?, ?) ON CONFLICT (name, architecture) DO UPDATE SET fingerprint = excluded.fingerprint",
-        )
-        .bind(name, image.architecture, image.fingerprint),
-    );
-  }
+  stmts.push(...aliasStatements(db, image, aliases));
   stmts.push(db.prepare("SELECT upload_id FROM images WHERE fingerprint = ?").bind(image.fingerprint));
   const results = await db.batch(stmts);
   const winner = results[results.length - 1].results[0]?.upload_id;

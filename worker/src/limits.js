@@ -17,15 +17,21 @@ export const DEFAULT_PART = 64 * 1024 * 1024;
 /** R2's largest part number. */
 export const MAX_PARTS = 10000;
 
-function positive(env, name, fallback) {
+/**
+ * A whole-number setting from the environment: at least `min`; empty or unset, `fallback`. A
+ * value that is not one is the deployment's mistake: a 500 naming the variable.
+ */
+export function wholeNumber(env, name, { min = 0, fallback = null } = {}) {
   const raw = String(env[name] ?? "").trim();
   if (!raw) return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number of at least 1`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number of at least ${min}`);
   }
   return n;
 }
+
+const positive = (env, name, fallback) => wholeNumber(env, name, { min: 1, fallback });
 
 /** The per-request body cap in bytes (`MAX_REQUEST_BYTES`, default 100 000 000). */
 export function requestLimit(env) {

@@ -29,11 +29,11 @@
  */
 import { Inspection, CoreError, referenceTarget } from "./core.js";
 import { drain, readLarge } from "./bodyread.js";
-import { clearAnswerCache, getImage } from "./db.js";
+import { addAliases, getImage } from "./db.js";
 import { HttpError, json, publicOrigin, requireToken } from "./http.js";
 import { FINGERPRINT, checkAliasFree, quote, validateAliases, validateFilename } from "./names.js";
 import { earlyReject, expansionLimits, feed, gateTarget, settleUpload, storedAnswer, uploadLimit, uploadVerdict } from "./upload.js";
-import { MAX_PARTS, checkDeclaredLength, partBytes, requestLimit, requestTooLarge } from "./limits.js";
+import { MAX_PARTS, checkDeclaredLength, counter, partBytes, wholeNumber } from "./limits.js";
 
 /** The file roles a session may declare: LXD's multipart names (facts §3). */
 const ROLE_SETS = [["unified"], ["metadata", "rootfs"], ["metadata", "rootfs.img"]];
@@ -52,11 +52,7 @@ const SESSION_PATH = /^\/api\/uploads\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9
 
 /** `SESSION_TTL_SECONDS` (default 86400; 0 allowed, for tests). */
 export function sessionTtl(env) {
-  const raw = String(env.SESSION_TTL_SECONDS ?? "").trim();
-  if (!raw) return 86400;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new HttpError(500, `SESSION_TTL_SECONDS ${JSON.stringify(raw)} is not a whole number of at least 0`);
-  return n;
+  return wholeNumber(env, "SESSION_TTL_SECONDS", { fallback: 86400 });
 }
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -197,19 +193,6 @@ function partCount(size, part) {
 function partSize(size, part, n) {
   const count = partCount(size, part);
   return n < count ? part : size - part * (count - 1);
-}
-
-/** Aliases for an image already in the index (moved to it for its architecture, as an upload does). */
-async function addAliases(db, image, aliases) {
-  if (aliases.length === 0) return;
-  clearAnswerCache();
-  await db.batch(
-    aliases.map((name) =>
-      db
-        .prepare("INSERT INTO aliases (name, architecture, fingerprint) VALUES (?, ?, ?) ON CONFLICT (name, architecture) DO UPDATE SET fingerprint = excluded.fingerprint")
-        .bind(name, image.architecture, image.fingerprint),
-    ),
-  );
 }
 
 // --- R2 ------------------------------------------------------------------------------------------
@@ -371,11 +354,10 @@ async function putPart(request, env, id, role, partText, feeder) {
 
   // A body of unknown length is counted on its way into a stream of the length R2 needs, which
   // fails the part if the body turns out shorter or longer.
-  const limit = requestLimit(env);
+  const countRequest = counter(env, what);
   let seen = 0;
   const countBytes = (n) => {
-    seen += n;
-    if (seen > limit) throw requestTooLarge(env, what);
+    seen = countRequest(n);
     if (seen > expected) throw sizeError(`more than ${expected} bytes`);
   };
   let uploaded;
@@ -416,18 +398,20 @@ async function putPart(request, env, id, role, partText, feeder) {
       });
     } else {
       let body = request.body;
+      let bodyError = null; // what made a counted body fail
       if (declared === null) {
         const counting = new TransformStream({
           transform(chunk, c) {
             try {
               countBytes(chunk.byteLength);
             } catch (e) {
+              bodyError = e;
               return c.error(e);
             }
             c.enqueue(chunk);
           },
           flush(c) {
-            if (seen !== expected) c.error(sizeError(`${seen} bytes`));
+            if (seen !== expected) c.error((bodyError = sizeError(`${seen} bytes`)));
           },
         });
         const fixed = new FixedLengthStream(expected);
@@ -437,10 +421,7 @@ async function putPart(request, env, id, role, partText, feeder) {
       try {
         uploaded = await multipart(env, f).uploadPart(n, body);
       } catch (e) {
-        if (declared === null && seen !== expected) {
-          throw seen > limit ? requestTooLarge(env, what) : sizeError(seen > expected ? `more than ${expected} bytes` : `${seen} bytes`);
-        }
-        throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
+        throw bodyError ?? new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
       }
     }
     stored = true;

@@ -21,7 +21,7 @@ import { MultipartReader, MultipartError, multipartBoundary, MAX_BOUNDARY } from
 import { commitImage } from "./db.js";
 import { HttpError, json, requireToken, publicOrigin, remoteName } from "./http.js";
 import { validateAliases, validateFilename, checkAliasFree, quote } from "./names.js";
-import { checkDeclaredLength, counter } from "./limits.js";
+import { checkDeclaredLength, counter, wholeNumber } from "./limits.js";
 
 export const DEFAULT_MAX_UPLOAD = 8 * 1024 ** 3;
 export const METADATA_BUFFER = 32 * 1024 * 1024;
@@ -38,16 +38,7 @@ export function uploadLimit(env) {
  * both gets a `decompression-bomb` error finding and is decoded no further.
  */
 export function expansionLimits(env) {
-  const read = (name) => {
-    const raw = String(env[name] ?? "").trim();
-    if (!raw) return null;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new HttpError(500, `${name} ${JSON.stringify(raw)} is not a whole number of at least 0`);
-    }
-    return n;
-  };
-  return { maxDecodedBytes: read("MAX_DECODED_BYTES"), maxExpansionRatio: read("MAX_EXPANSION_RATIO") };
+  return { maxDecodedBytes: wholeNumber(env, "MAX_DECODED_BYTES"), maxExpansionRatio: wholeNumber(env, "MAX_EXPANSION_RATIO") };
 }
 
 function tooLarge(limit) {
