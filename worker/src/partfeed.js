@@ -13,8 +13,8 @@
  *
  * Whatever breaks that order only moves validation back to `complete`, which reads from R2 what
  * the core has not seen (sessions.js `validateSession`):
- * - a part ahead of a gap that nobody is sending (for GRACE_MS), or ahead of a part stored
- *   without being fed, is stored without being fed; the feed stops at the gap, and `complete`
+ * - a part ahead of a gap that nobody is sending (at once when it came alone, else after
+ *   GRACE_MS), or ahead of a part stored without being fed, is stored without being fed; the feed stops at the gap, and `complete`
  *   goes on from that offset of the assembled object;
  * - a part that fails half-fed (client gone, R2 error) leaves the core in a state that no stored
  *   bytes explain: the feed is dropped and `complete` reads everything from R2;
@@ -25,7 +25,8 @@
  * So the Report at `complete` is always the Report of the bytes R2 assembles.
  */
 
-/** How long a part ahead waits for a missing earlier part to be sent at all. */
+/** How long a part ahead waits for a missing earlier part to be sent at all (while other parts
+ * are in flight: a client sending in parallel). */
 export const GRACE_MS = 2000;
 /** How long parts ahead wait while the feed makes no progress (a stalled client). */
 export const STALL_MS = 30000;
@@ -150,7 +151,11 @@ export class PartFeeder {
     let missingSince = null;
     let firstStored = null;
     const first = key(order[0].role, 1);
+    // A missing earlier part is worth waiting for only while other parts are on their way (a
+    // client sending in parallel, whose requests arrive in any order); a part that comes alone
+    // ahead of a gap (a client sending out of order, one at a time) is stored at once.
     const waitMissing = () => {
+      if (this.inflight.size < 2) return false;
       missingSince ??= this.now();
       return this.now() - missingSince < this.graceMs;
     };

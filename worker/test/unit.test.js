@@ -347,12 +347,18 @@ test("part feed: a split image feeds metadata, starts the rootfs once, then the 
   assert.deepEqual([r.file, r.rootfsStarted], [2, true]);
 });
 
-test("part feed: a part ahead of a gap nobody sends waits GRACE, then is stored unread; complete goes on from the gap", async () => {
+test("part feed: a part ahead of a gap nobody sends waits GRACE beside other parts (at once alone), then is stored unread; complete goes on from the gap", async () => {
   const h = await feedHarness({ order: UNIFIED3, graceMs: 200 });
   assert.equal(await h.send("unified", 1), true);
-  const t0 = Date.now();
+  let t0 = Date.now();
+  assert.equal(await h.send("unified", 3), false);
+  assert.ok(Date.now() - t0 < 150, "alone: stored at once");
+  // Beside another part in flight (a parallel client), it waits GRACE for part 2.
+  h.feeder.inflight.add("unified/9");
+  t0 = Date.now();
   assert.equal(await h.send("unified", 3), false);
   assert.ok(Date.now() - t0 >= 200, "waited for part 2");
+  h.feeder.release("unified", 9, false);
   // Part 2 comes later: still in order, fed; the feed then stops at part 3 (stored, not read).
   assert.equal(await h.send("unified", 2), true);
   assert.deepEqual(h.inspections[0].log, labels("unified", 1, 2));
