@@ -13,8 +13,8 @@
  *
  * Whatever breaks that order only moves validation back to `complete`, which reads from R2 what
  * the core has not seen (sessions.js `validateSession`):
- * - a part ahead of a gap that nobody is sending (at once when it came alone, else after
- *   GRACE_MS), or ahead of a part stored without being fed, is stored without being fed; the feed stops at the gap, and `complete`
+ * - a part ahead of a gap that nobody is sending (after ALONE_MS when it stays alone, else
+ *   after GRACE_MS), or ahead of a part stored without being fed, is stored without being fed; the feed stops at the gap, and `complete`
  *   goes on from that offset of the assembled object;
  * - a part that fails half-fed (client gone, R2 error) leaves the core in a state that no stored
  *   bytes explain: the feed is dropped and `complete` reads everything from R2;
@@ -28,6 +28,9 @@
 /** How long a part ahead waits for a missing earlier part to be sent at all (while other parts
  * are in flight: a client sending in parallel). */
 export const GRACE_MS = 2000;
+/** How long a part that is alone in flight waits for the others of a parallel client to arrive
+ * (their requests reach the object in any order). */
+export const ALONE_MS = 300;
 /** How long parts ahead wait while the feed makes no progress (a stalled client). */
 export const STALL_MS = 30000;
 /** How often waiting parts look at the clock (changes wake them at once). */
@@ -151,13 +154,12 @@ export class PartFeeder {
     let missingSince = null;
     let firstStored = null;
     const first = key(order[0].role, 1);
-    // A missing earlier part is worth waiting for only while other parts are on their way (a
-    // client sending in parallel, whose requests arrive in any order); a part that comes alone
-    // ahead of a gap (a client sending out of order, one at a time) is stored at once.
+    // A missing earlier part is worth waiting for while other parts are on their way (a client
+    // sending in parallel, whose requests arrive in any order); a part that stays alone ahead of a
+    // gap (a client sending out of order, one at a time) is stored after ALONE_MS.
     const waitMissing = () => {
-      if (this.inflight.size < 2) return false;
       missingSince ??= this.now();
-      return this.now() - missingSince < this.graceMs;
+      return this.now() - missingSince < (this.inflight.size < 2 ? ALONE_MS : this.graceMs);
     };
     for (;;) {
       const f = this.feed;
