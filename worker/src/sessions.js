@@ -352,8 +352,6 @@ async function putPart(request, env, id, role, partText, feeder) {
   if (declared !== null && Number(declared) !== expected) throw sizeError(`Content-Length ${declared}`);
   if (!request.body) throw sizeError("no body");
 
-  // A body of unknown length is counted on its way into a stream of the length R2 needs, which
-  // fails the part if the body turns out shorter or longer.
   const countRequest = counter(env, what);
   let seen = 0;
   const countBytes = (n) => {
@@ -373,57 +371,29 @@ async function putPart(request, env, id, role, partText, feeder) {
         early,
       });
     }
-    if (ticket) {
-      // Fed to the core on its way into R2: each piece goes to R2 first, and the core reads it
-      // while R2 takes it.
-      const fixed = new FixedLengthStream(expected);
-      const upload = multipart(env, f).uploadPart(n, fixed.readable);
-      upload.catch(() => {});
-      const writer = fixed.writable.getWriter();
-      try {
-        for await (const chunk of readLarge(request.body)) {
-          countBytes(chunk.byteLength);
-          const wrote = writer.write(chunk);
-          ticket.push(chunk);
-          await wrote;
-        }
-        if (seen !== expected) throw sizeError(`${seen} bytes`);
-        await writer.close();
-      } catch (e) {
-        await writer.abort(e).catch(() => {});
-        throw e instanceof HttpError || e instanceof CoreError ? e : new HttpError(400, `Part ${n} of ${role}: the request body ended with an error (${e?.message ?? e})`);
+    // Into R2 through a stream of the length R2 needs (which also fails a body of unknown
+    // length that turns out shorter or longer); with a ticket, each piece is also read by the
+    // core, while R2 takes it.
+    const fixed = new FixedLengthStream(expected);
+    const upload = multipart(env, f).uploadPart(n, fixed.readable);
+    upload.catch(() => {});
+    const writer = fixed.writable.getWriter();
+    try {
+      for await (const chunk of readLarge(request.body)) {
+        countBytes(chunk.byteLength);
+        const wrote = writer.write(chunk);
+        ticket?.push(chunk);
+        await wrote;
       }
-      uploaded = await upload.catch((e) => {
-        throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
-      });
-    } else {
-      let body = request.body;
-      let bodyError = null; // what made a counted body fail
-      if (declared === null) {
-        const counting = new TransformStream({
-          transform(chunk, c) {
-            try {
-              countBytes(chunk.byteLength);
-            } catch (e) {
-              bodyError = e;
-              return c.error(e);
-            }
-            c.enqueue(chunk);
-          },
-          flush(c) {
-            if (seen !== expected) c.error((bodyError = sizeError(`${seen} bytes`)));
-          },
-        });
-        const fixed = new FixedLengthStream(expected);
-        body.pipeThrough(counting).pipeTo(fixed.writable).catch(() => {});
-        body = fixed.readable;
-      }
-      try {
-        uploaded = await multipart(env, f).uploadPart(n, body);
-      } catch (e) {
-        throw bodyError ?? new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
-      }
+      if (seen !== expected) throw sizeError(`${seen} bytes`);
+      await writer.close();
+    } catch (e) {
+      await writer.abort(e).catch(() => {});
+      throw e instanceof HttpError || e instanceof CoreError ? e : new HttpError(400, `Part ${n} of ${role}: the request body ended with an error (${e?.message ?? e})`);
     }
+    uploaded = await upload.catch((e) => {
+      throw new HttpError(502, `Storing part ${n} of ${role} failed: ${e?.message ?? e}`);
+    });
     stored = true;
     ticket?.done(uploaded.etag);
   } finally {
